@@ -1,0 +1,152 @@
+"""Writes the run record (``results.py``) from inside a Lightning fit: a callback.
+
+It follows the validation epochs, keeps the best value of every metric with its
+epoch/step, snapshots the per-example predictions of the epoch that model selection
+picks (``monitor``), and writes the record at the end of fit; a crashed or interrupted
+fit leaves a record with ``status`` "failed" or "interrupted" and the error.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from dp_bench.results import (
+    SCHEMA_VERSION,
+    git_state,
+    machine_info,
+    package_versions,
+    write_json_atomic,
+)
+
+
+@dataclass
+class RecordSettings:
+    """Where the run record goes.
+
+    Args:
+        dir: folder for records whose path is not given.
+        path: exact record file (grids set it); None names it from task, method, seed and time.
+        grid: name of the grid this run belongs to (the W&B group).
+        monitor: validation metric that selects the reported epoch (higher is better).
+    """
+
+    dir: str = "results/runs"
+    path: str | None = None
+    grid: str | None = None
+    monitor: str = "val/score"
+
+
+class RunRecorder(L.Callback):
+    """Accumulates validation results and writes one JSON record per fit."""
+
+    def __init__(self, settings: RecordSettings, identity: dict[str, Any], config: dict[str, Any]) -> None:
+        self.settings, self.identity, self.config = settings, identity, config
+        self.path = Path(settings.path) if settings.path else Path(settings.dir) / default_record_name(identity)
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, dict[str, Any]] = {}
+        self.selected: dict[str, Any] | None = None
+        self.started = time.time()
+        self.started_at = datetime.now(UTC).isoformat()
+
+    # ---------------------------------------------------------------- following the fit
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.time()
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                logger.experiment.config.update({"resolved": self.config, **self.identity}, allow_val_change=True)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        results = getattr(pl_module, "last_eval", {}).get("val")
+        if not results:
+            return
+        flat = {f"val/{task}/{name}": value for task, r in results.items() for name, value in r["metrics"].items()}
+        flat["val/score"] = sum(r["metrics"]["score"] for r in results.values()) / len(results)
+        where = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        self.history.append({**where, "metrics": flat})
+        for name, value in flat.items():
+            if name not in self.best or value > self.best[name]["value"]:
+                self.best[name] = {"value": value, **where}
+        monitored = flat.get(self.settings.monitor)
+        if monitored is not None and (self.selected is None or monitored > self.selected["metrics"][self.settings.monitor]):
+            self.selected = {**where, "monitor": self.settings.monitor, "metrics": flat, "predictions": results}
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        path = self.write(trainer, pl_module, status="finished")
+        if trainer.is_global_zero:
+            print(self.summary(path), flush=True)
+
+    def summary(self, path: Path) -> str:
+        """What the user reads at the end of a fit: the selected epoch, best values, the record."""
+        lines = [f"[dp-bench] {self.identity['task']} / {self.identity['method']} / seed {self.identity['seed']}"]
+        if self.selected:
+            chosen = ", ".join(f"{k}={v:.4f}" for k, v in self.selected["metrics"].items())
+            lines.append(f"  selected epoch {self.selected['epoch']} by {self.selected['monitor']}: {chosen}")
+        for name, best in self.best.items():
+            lines.append(f"  best {name} = {best['value']:.4f} (epoch {best['epoch']}, step {best['step']})")
+        lines.append(f"  record: {path}")
+        return "\n".join(lines)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        results = getattr(pl_module, "last_eval", {}).get("test")
+        if results and self.path.exists():
+            from dp_bench.results import read_record
+
+            record = read_record(self.path)
+            record["test"] = {task: r["metrics"] for task, r in results.items()}
+            write_json_atomic(self.path, record)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        interrupted = isinstance(exception, KeyboardInterrupt) or type(exception).__name__ == "SIGTERMException"
+        error = "".join(traceback.format_exception_only(type(exception), exception)).strip()
+        self.write(trainer, pl_module, status="interrupted" if interrupted else "failed", error=error)
+
+    # ---------------------------------------------------------------- the record
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, error: str | None = None) -> Path:
+        datamodule = trainer.datamodule
+        record = {
+            "schema": SCHEMA_VERSION,
+            "status": status,
+            "error": error,
+            **self.identity,
+            "metrics": self.best,
+            "selected": self.selected,
+            "history": self.history,
+            "trainable_parameters": sum(p.numel() for p in pl_module.parameters() if p.requires_grad),
+            "data": getattr(datamodule, "data_info", None),
+            "config": self.config,
+            **git_state(),
+            "versions": package_versions(),
+            "machine": machine_info(),
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "wall_time_s": round(time.time() - self.started, 3),
+            "started_at": self.started_at,
+            "finished_at": datetime.now(UTC).isoformat(),
+            "wandb": wandb_info(trainer),
+        }
+        return write_json_atomic(self.path, record)
+
+
+def default_record_name(identity: dict[str, Any]) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    backbone = str(identity["backbone"]).rstrip("/").split("/")[-1]
+    return f"{identity['task']}__{identity['method']}__{identity['regime']}__{backbone}__s{identity['seed']}__{stamp}.json"
+
+
+def wandb_info(trainer: L.Trainer) -> dict[str, Any] | None:
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            run = logger.experiment
+            return {"project": getattr(run, "project", None), "id": getattr(run, "id", None), "dir": getattr(run, "dir", None)}
+    return None

@@ -1,0 +1,162 @@
+"""Run records: one JSON file per run, written atomically, read back into a DataFrame.
+
+A record is the only source of every number in ``results/tables`` (peft's
+``method_comparison`` habit): it carries the metrics with the epoch/step they come from,
+the fully resolved config, git SHA, package versions, seed and wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+REQUIRED_KEYS = ("task", "method", "backbone", "regime", "seed", "metrics", "config", "git_sha", "versions", "wall_time_s")
+PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "wandb", "jsonargparse", "dp-bench")
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> Path:
+    """Write JSON so a reader never sees half a file: temp file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=False, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
+    """Commit SHA and whether the work tree had uncommitted changes (None outside git)."""
+    def run(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    sha = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """One record; ValueError naming the file when it does not parse or lacks keys."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable run record ({err})") from err
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a readable run record (top level is not an object)")
+    missing = [k for k in REQUIRED_KEYS if k not in record] if record.get("status", "finished") == "finished" else []
+    if missing:
+        raise ValueError(f"{path}: run record lacks {', '.join(missing)}")
+    return record
+
+
+# ---------------------------------------------------------------- reading many records
+
+IDENTITY_KEYS = ("task", "method", "backbone", "regime", "seed")
+STATUSES = ("finished", "failed", "interrupted")
+DECISIONS = ("position", "length", "pool")  # per-example choices of the dynamic policies
+# One row per (record, evaluated task); metric columns (score, acc, ...) follow these.
+RESULT_COLUMNS = (
+    "file", "status", "error", "grid", "run_task", "task", "method", "backbone", "regime", "seed",
+    "selected_epoch", "selected_step", "monitor", "wall_time_s", "trainable_parameters", "finished_at",
+    "prompt", "decisions",
+)
+
+
+def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]]:
+    """The rows of one record: one per task it evaluates, metrics at the selected epoch.
+
+    ``selected.metrics`` (the epoch that model selection chose) is the only source of the
+    numbers, never the per-metric bests in ``metrics``, which may come from different epochs.
+    Raises ValueError naming the file when an identity key or the status is wrong.
+    """
+    missing = [k for k in IDENTITY_KEYS if record.get(k) is None]
+    if missing:
+        raise ValueError(f"{path}: run record lacks {', '.join(missing)}")
+    status = record.get("status", "finished")
+    if status not in STATUSES:
+        raise ValueError(f"{path}: status={status!r} is not one of {', '.join(STATUSES)}")
+    tasks = list(record.get("tasks") or str(record["task"]).split("+"))
+    selected = record.get("selected") or {}
+    flat = selected.get("metrics") or {}
+    predictions = selected.get("predictions") or {}
+    prompt = ((record.get("config") or {}).get("model") or {}).get("prompt")
+    rows = []
+    for task in tasks:
+        prefix = f"val/{task}/"
+        metrics = {k[len(prefix):]: float(v) for k, v in flat.items() if k.startswith(prefix) and v is not None}
+        mine = predictions.get(task) or {}
+        rows.append({
+            "file": str(path), "status": status, "error": record.get("error"), "grid": record.get("grid"),
+            "run_task": str(record["task"]), "task": task, "method": record["method"],
+            "backbone": record["backbone"], "regime": record["regime"], "seed": record["seed"],
+            "selected_epoch": selected.get("epoch"), "selected_step": selected.get("step"),
+            "monitor": selected.get("monitor"), "wall_time_s": record.get("wall_time_s"),
+            "trainable_parameters": record.get("trainable_parameters"),
+            "finished_at": record.get("finished_at"), "prompt": prompt,
+            "decisions": {k: mine[k] for k in DECISIONS if mine.get(k) is not None},
+            **metrics,
+        })
+    return rows
+
+
+def load_results(runs_dir: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Every run record under ``runs_dir`` (recursively) as a DataFrame.
+
+    Returns:
+        The rows of :func:`record_rows` (columns ``RESULT_COLUMNS`` plus one per metric
+        name, ``score`` and ``acc`` always), and one "file: why" line per record that could
+        not be read; those are left out, the others still load.
+    """
+    runs_dir = Path(runs_dir)
+    rows, problems = [], []
+    for path in sorted(runs_dir.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(runs_dir).parts):
+            continue  # write_json_atomic's temp files and other hidden files
+        try:
+            rows.extend(record_rows(read_record(path), path))
+        except ValueError as err:
+            problems.append(str(err))
+    frame = pd.DataFrame(rows)
+    for column in (*RESULT_COLUMNS, "score", "acc"):
+        if column not in frame:
+            frame[column] = pd.Series(dtype=float if column in ("score", "acc") else object)
+    return frame, problems

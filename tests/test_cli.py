@@ -1,0 +1,93 @@
+"""``dp-bench`` end to end on CPU: records, W&B offline files, checkpoints, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dp_bench.cli import main, run
+from dp_bench.module import PromptTuningModule
+from dp_bench.results import REQUIRED_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "--data.limit_train_examples", "24", "--data.limit_eval_examples", "16", "--data.max_length", "64",
+    "--data.batch_size", "8", "--model.prompt.length", "4",
+]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, data_dir):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DP_BENCH_DATA", str(data_dir))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    return tmp_path
+
+
+def test_fast_dev_run_writes_a_complete_record(workdir):
+    record_path = workdir / "record.json"
+    run(["fit", "--config", str(ROOT / "experiments/cb_dp.yaml"), "--trainer.fast_dev_run", "true",
+         "--record.path", str(record_path), *SMALL])
+    record = json.loads(record_path.read_text())
+    assert set(REQUIRED_KEYS) <= set(record)
+    assert record["status"] == "finished"
+    assert (record["task"], record["method"], record["regime"], record["seed"]) == ("cb", "adap_ins_pos", "full", 0)
+    assert record["backbone"] == "all-MiniLM-L6-v2"
+    for name in ("val/cb/acc", "val/cb/f1_macro", "val/cb/score", "val/score"):
+        assert set(record["metrics"][name]) == {"value", "epoch", "step"}
+    assert record["config"]["model"]["prompt"]["position"] == "instance"
+    assert record["versions"]["torch"] and record["wall_time_s"] > 0
+    assert len(record["selected"]["predictions"]["cb"]["position"]) == 16
+
+
+def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters(workdir):
+    cli = run(["fit", "--config", str(ROOT / "experiments/cb_dp.yaml"), "--trainer.max_epochs", "1",
+               "--trainer.limit_train_batches", "2", "--trainer.logger.init_args.save_dir", str(workdir), *SMALL])
+    offline_runs = list((workdir / "wandb").glob("offline-run-*"))
+    assert offline_runs and any(offline_runs[0].rglob("*.wandb"))
+    checkpoint = next((workdir / "checkpoints").rglob("last.ckpt"))
+    assert checkpoint.stat().st_size < 2_000_000  # the prompt and policy net, not 90 MB of backbone
+    saved = torch.load(checkpoint, weights_only=False)["state_dict"]
+    assert set(saved) == {n for n, p in cli.model.named_parameters() if p.requires_grad}
+
+    reloaded = PromptTuningModule.load_from_checkpoint(checkpoint).eval()
+    batch = next(iter(cli.datamodule.val_dataloader()))
+    cli.model.eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(batch)[0], cli.model(batch)[0])
+
+
+def test_frozen_backbone_is_unchanged_by_training(workdir):
+    cli = run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true", *SMALL])
+    fresh = PromptTuningModule(method="prompt_tuning", prompt=cli.model.prompt_config, tasks=["cb"])
+    trained = cli.model.net.backbone.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in fresh.net.backbone.state_dict().items())
+    trainable = {n for n, p in cli.model.named_parameters() if p.requires_grad}
+    assert trainable == {"net.prompt.representation.vectors", "net.head.linear.weight", "net.head.linear.bias"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data.tasks", "[nope]"], "unknown task 'nope'"),
+    (["--data.data_dir", "{tmp}"], "CB/train.jsonl"),
+])
+def test_bad_input_gives_one_line_error(workdir, capsys, args, message):
+    args = [a.replace("{tmp}", str(workdir)) for a in args]
+    code = main(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    error_lines = [line for line in err.splitlines() if line.startswith("dp-bench: error:")]
+    assert len(error_lines) == 1 and message in error_lines[0]
+
+
+def test_help_lists_harness_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("fit", "grid", "table", "bench"):
+        assert command in out
