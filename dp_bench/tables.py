@@ -1,0 +1,401 @@
+"""``dp-bench table``: the paper's tables and figures, regenerated from run records alone.
+
+Layouts follow Yang et al. 2023 (arXiv 2303.02909): one table per regime (full data,
+few-shot, multitask) and backbone, methods as rows, tasks and their average as columns.
+Each cell is mean ± std over seeds of the task's official score at the epoch that model
+selection chose (``selected.metrics`` of each record), with the seed count; runs that did
+not finish show as such, never as a number. Reference numbers from the paper lineage
+(``experiments/reference/*.csv``) sit under our matching rows, their backbone named.
+
+Outputs in ``--out`` (default ``results/tables``): ``summary.md`` (Markdown for the README),
+``cells.csv`` / ``runs.csv`` / ``gains.csv`` for other tools, and PNG figures: the
+per-example choices of the dynamic policies (positions of ``adap_ins_pos`` and the like) and
+each dynamic method's paired gain over ``prompt_tuning`` with a 95% confidence interval.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from dp_bench.results import DECISIONS, load_results  # noqa: E402
+
+# SuperGLUE order as in the paper's tables; tasks and methods not listed follow by name.
+TASK_ORDER = ("boolq", "cb", "copa", "rte", "wic", "wsc", "multirc")
+METHOD_ORDER = (
+    "linear_probe", "fine_tuning", "prompt_tuning", "p_tuning_v2", "adap_pos", "adap_ins_pos",
+    "adap_ins_len", "adap_ins_vec", "adap_ins_vec_pos", "p_tuning_v2_ins_vec",
+)
+METRICS = {"score": "official score", "acc": "accuracy"}
+GROUP_KEYS = ("grid", "regime", "backbone", "mixture")
+RUN_KEYS = ("grid", "regime", "backbone", "method", "run_task", "seed")
+REFERENCE_COLUMNS = ("regime", "method", "task", "metric", "value", "backbone", "source")
+NO_GRID = "(no grid)"
+AVG = "avg"
+GENERATED_LIST = ".generated"  # names of the files the last render wrote, removed by the next
+
+CAPTION = (
+    "Cells: mean ± std over seeds (n = finished seeds) of the {metric} ×100 on the validation "
+    "set, taken at the epoch that model selection picked (`selected.metrics` in each run "
+    "record, selected by `{monitor}`), not each metric's best epoch. Model selection and "
+    "report use the same dev set, as in the paper. `failed (k)` / `interrupted (k)` count "
+    "runs without a result, `—` means no run. `avg`: per seed the mean over the table's "
+    "tasks, then mean ± std over the seeds that have every task. Official score: CB "
+    "mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy."
+)
+
+
+# ---------------------------------------------------------------- tidy records
+
+
+def _order(values: Iterable[str], preferred: tuple[str, ...]) -> list[str]:
+    values = set(values)
+    return [v for v in preferred if v in values] + sorted(values - set(preferred))
+
+
+def prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Group columns added, one record kept per run; returns the warnings about dropped ones.
+
+    Two records of the same run (grid, regime, backbone, method, tasks, seed) happen with
+    repeated manual fits; the finished one wins, then the most recent.
+    """
+    frame = frame.copy()
+    frame["grid"] = frame["grid"].fillna(NO_GRID)
+    frame["mixture"] = [t if "+" in t else "" for t in frame["run_task"]]
+    files = frame.drop_duplicates("file").assign(_finished=lambda f: f["status"] == "finished")
+    files = files.sort_values(["_finished", "finished_at", "file"], ascending=False, na_position="last")
+    keep = files.drop_duplicates(list(RUN_KEYS))
+    dropped = files[~files["file"].isin(keep["file"])]
+    warnings = [
+        f"{row.file}: duplicate record of a run that another record already gives; ignored"
+        for row in dropped.sort_values("file").itertuples()
+    ]
+    return frame[frame["file"].isin(keep["file"])].reset_index(drop=True), warnings
+
+
+def load_reference(reference_dir: str | Path) -> pd.DataFrame:
+    """Every ``*.csv`` in ``reference_dir`` (``#`` lines are comments; values as printed, ×100).
+
+    Raises ValueError naming the file when a column is missing or a value is not a number.
+    """
+    frames = []
+    for path in sorted(Path(reference_dir).glob("*.csv")):
+        ref = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str).fillna("")
+        missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+        if missing:
+            raise ValueError(f"{path}: reference table lacks columns {', '.join(missing)}")
+        values = pd.to_numeric(ref["value"], errors="coerce")
+        if values.isna().any():
+            line = int(values.isna().to_numpy().argmax())
+            raise ValueError(f"{path}: value={ref['value'].iloc[line]!r} (data row {line + 1}) is not a number")
+        frames.append(ref.assign(value=values, file=str(path)))
+    if not frames:
+        return pd.DataFrame(columns=[*REFERENCE_COLUMNS, "file"])
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def cell_stats(group: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per (method, task) and per method's ``avg``: mean, std, n, and runs without a result.
+
+    Values are ×100. ``std`` is the sample standard deviation (NaN for one seed).
+    """
+    tasks = _order(group["task"], TASK_ORDER)
+    ok = (group["status"] == "finished") & group[metric].notna()
+    rows = []
+    for method, runs in group.groupby("method", sort=False):
+        good = runs[ok.loc[runs.index]]
+        for task in tasks:
+            mine, values = runs[runs["task"] == task], good.loc[good["task"] == task, metric] * 100
+            rows.append({
+                "method": method, "task": task, **_summary(values),
+                "failed": int((mine["status"] == "failed").sum()),
+                "interrupted": int((mine["status"] == "interrupted").sum()),
+                "no_metric": int(((mine["status"] == "finished") & mine[metric].isna()).sum()),
+            })
+        # The average needs every task of the table from the same seed.
+        scored = [t for t in tasks if (group.loc[ok, "task"] == t).any()]
+        averages = pd.Series(dtype=float)
+        if scored and not good.empty:
+            per_seed = good.pivot_table(index="seed", columns="task", values=metric, aggfunc="mean")
+            averages = per_seed.reindex(columns=scored).dropna().mean(axis=1) * 100
+        rows.append({"method": method, "task": AVG, **_summary(averages), "failed": 0, "interrupted": 0, "no_metric": 0})
+    return pd.DataFrame(rows)
+
+
+def _summary(values: pd.Series) -> dict[str, Any]:
+    n = int(values.count())
+    return {
+        "mean": float(values.mean()) if n else math.nan,
+        "std": float(values.std(ddof=1)) if n > 1 else math.nan,
+        "n": n,
+    }
+
+
+def format_cell(cell: dict[str, Any] | pd.Series) -> str:
+    """``71.4 ± 2.3 (n=3)``; runs without a result are named, and no run at all is ``—``."""
+    counts = {k: int(cell[k]) for k in ("n", "failed", "interrupted", "no_metric")}
+    missing = [f"{k.replace('_', ' ')} ({counts[k]})" for k in ("failed", "interrupted", "no_metric") if counts[k]]
+    if not counts["n"]:
+        return ", ".join(missing) or "—"
+    spread = f" ± {cell['std']:.1f}" if counts["n"] > 1 else ""
+    text = f"{cell['mean']:.1f}{spread} (n={counts['n']})"
+    return f"{text}; {', '.join(missing)}" if missing else text
+
+
+def is_dynamic(prompt: dict[str, Any] | None) -> bool:
+    """Whether a method's prompt config learns a position, length or representation choice."""
+    if not isinstance(prompt, dict):
+        return False
+    return (
+        prompt.get("position") in ("task", "instance")
+        or prompt.get("length_policy") == "instance"
+        or prompt.get("representation") == "instance_pool"
+    )
+
+
+def paired_gains(group: pd.DataFrame, baseline: str, metric: str = "score") -> pd.DataFrame:
+    """Each dynamic method's gain over ``baseline`` per task, paired by seed, with a 95% CI.
+
+    ``gain = mean_s(method_s - baseline_s)`` over seeds where both finished, in points
+    (×100); the interval is Student's t on the paired differences (NaN with one pair).
+    """
+    ok = group[(group["status"] == "finished") & group[metric].notna()]
+    base = ok[ok["method"] == baseline].set_index(["task", "seed"])[metric]
+    dynamic = sorted({r.method for r in ok.itertuples() if r.method != baseline and is_dynamic(r.prompt)})
+    rows = []
+    for method in _order(dynamic, METHOD_ORDER):
+        mine = ok[ok["method"] == method].set_index(["task", "seed"])[metric]
+        diffs = ((mine - base).dropna() * 100).rename("gain")
+        for task in _order(diffs.index.get_level_values("task"), TASK_ORDER):
+            d = diffs.xs(task, level="task")
+            n, mean = len(d), float(d.mean())
+            half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+            rows.append({"method": method, "task": task, "n": n, "gain_pts": mean,
+                         "ci_low": mean - half, "ci_high": mean + half, "seeds": ",".join(map(str, sorted(d.index)))})
+    return pd.DataFrame(rows, columns=["method", "task", "n", "gain_pts", "ci_low", "ci_high", "seeds"])
+
+
+# ---------------------------------------------------------------- tables
+
+
+def regime_family(regime: str) -> str:
+    """``few_shot_sample`` -> ``few_shot``: reference tables name the family only."""
+    return "few_shot" if regime.startswith("few_shot") else regime
+
+
+def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric: str) -> pd.DataFrame:
+    """Display table: a row per method (reference rows under matching ones), a column per task and avg."""
+    tasks = _order(set(cells["task"]) - {AVG}, TASK_ORDER) + [AVG]
+    refs = reference[(reference["metric"] == metric) & reference["regime"].isin([regime, regime_family(regime)])]
+    rows: dict[str, dict[str, str]] = {}
+    for method in _order(cells["method"], METHOD_ORDER):
+        mine = cells[cells["method"] == method].set_index("task")
+        rows[method] = {t: format_cell(mine.loc[t]) if t in mine.index else "—" for t in tasks}
+        for (backbone, source), ref in refs[refs["method"] == method].groupby(["backbone", "source"], sort=True):
+            values = ref.groupby("task")["value"].first()
+            label = f"↳ reported: {backbone}, {source}"
+            rows[label] = {t: f"{values[t]:.1f}" if t in values.index else "" for t in tasks}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=tasks).rename_axis("method")
+
+
+def status_line(group: pd.DataFrame) -> str:
+    runs = group.drop_duplicates("file")
+    counts = runs["status"].value_counts()
+    return ", ".join(f"{counts[s]} {s}" for s in ("finished", "failed", "interrupted") if s in counts)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def plot_decisions(group: pd.DataFrame, field: str, method: str, title: str, path: Path) -> Path | None:
+    """Histograms of one policy's per-example choice, a panel per task, seeds pooled."""
+    runs = group[(group["method"] == method) & (group["status"] == "finished")]
+    values = {
+        task: np.concatenate([np.asarray(d[field], dtype=float) for d in rows["decisions"] if field in d])
+        for task, rows in runs.groupby("task") if any(field in d for d in rows["decisions"])
+    }
+    if not values:
+        return None
+    tasks = _order(values, TASK_ORDER)
+    # The axis spans every possible choice (0..L, or the pool), not only the ones taken.
+    prompt = next((p for p in runs["prompt"] if isinstance(p, dict)), {})
+    bound = prompt.get("pool_size", 1) - 1 if field == "pool" else prompt.get("length", 0)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.0, 3.2 * len(tasks)), 3.0), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        v = values[task]
+        high = max(int(v.max()) if len(v) else 0, int(bound))
+        ax.hist(v, bins=np.arange(-0.5, high + 1.5, 1.0), color="tab:blue", edgecolor="white")
+        seeds = runs.loc[runs["task"] == task, "seed"].nunique()
+        ax.set_title(f"{task} ({len(v)} predictions, {seeds} seeds)", fontsize=9)
+        ax.set_xlabel(DECISION_LABELS.get(field, field), fontsize=8)
+    axes[0][0].set_ylabel("examples")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+DECISION_LABELS = {
+    "position": "prompt vectors after the input (0 = prefix)",
+    "length": "prompt length kept",
+    "pool": "prompt of the pool with most weight",
+}
+
+
+def plot_gains(gains: pd.DataFrame, baseline: str, title: str, path: Path) -> Path | None:
+    """Grouped bars: gain over the baseline per task and method, 95% CI whiskers (n > 1)."""
+    if gains.empty:
+        return None
+    tasks = _order(gains["task"], TASK_ORDER)
+    methods = _order(gains["method"], METHOD_ORDER)
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(tasks) + 1.5), 3.2))
+    for i, method in enumerate(methods):
+        mine = gains[gains["method"] == method].set_index("task").reindex(tasks)
+        x = np.arange(len(tasks)) + (i - (len(methods) - 1) / 2) * width
+        err = np.vstack([mine["gain_pts"] - mine["ci_low"], mine["ci_high"] - mine["gain_pts"]])
+        ax.bar(x, mine["gain_pts"], width, yerr=np.nan_to_num(err), capsize=2, label=method)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(tasks)), tasks)
+    ax.set_ylabel(f"gain over {baseline} (points)")
+    ax.set_title(title, fontsize=8, wrap=True)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------- the whole render
+
+
+def slug(*parts: str) -> str:
+    return "__".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", p).strip("-") for p in parts if p)
+
+
+def render(
+    runs_dir: str | Path = "results/runs",
+    out_dir: str | Path = "results/tables",
+    reference_dir: str | Path = "experiments/reference",
+    baseline: str = "prompt_tuning",
+    grids: list[str] | None = None,
+    monitor: str = "val/score",
+) -> Path:
+    """Write ``summary.md``, CSVs and figures for the records under ``runs_dir``.
+
+    Args:
+        runs_dir: folder searched recursively for run records.
+        out_dir: output folder; the files the previous render wrote there are replaced.
+        reference_dir: reference numbers (``*.csv``) shown beside ours.
+        baseline: method the gains figure compares dynamic methods with.
+        grids: only records of these grids (None: all).
+        monitor: the selection metric named in the caption.
+
+    Returns:
+        The path of ``summary.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (out / GENERATED_LIST).read_text().split() if (out / GENERATED_LIST).is_file() else []:
+        (out / name).unlink(missing_ok=True)
+    frame, problems = load_results(runs_dir)
+    frame, duplicates = prepare(frame)
+    if grids:
+        frame = frame[frame["grid"].isin(grids)]
+    reference = load_reference(reference_dir)
+    written: list[Path] = []
+    lines = [
+        "# dp-bench results",
+        "",
+        f"Generated by `dp-bench table` from {frame['file'].nunique()} run records under `{runs_dir}`; "
+        "do not edit (rerun `make table`). Backbones are named in every section title; reference "
+        "rows (↳) name their own.",
+        "",
+        CAPTION.format(metric="official score (or accuracy)", monitor=monitor),
+        "",
+    ]
+    warnings = [*problems, *duplicates]
+    if warnings:
+        lines += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    all_cells, all_gains = [], []
+    for key, group in frame.groupby(list(GROUP_KEYS), sort=True):
+        grid, regime, backbone, mixture = key
+        title = " · ".join(p for p in (grid, f"{regime} ({mixture})" if mixture else regime, backbone) if p)
+        name = slug(grid, regime, mixture, backbone)
+        lines += [f"## {title}", "", f"Runs: {status_line(group)}.", ""]
+        for metric, label in METRICS.items():
+            cells = cell_stats(group, metric)
+            all_cells.append(cells.assign(**dict(zip(GROUP_KEYS, key, strict=True)), metric=metric))
+            table = wide_table(cells, reference, regime, metric)
+            lines += [f"**{label.capitalize()}** ({backbone})", "", table.to_markdown(), ""]
+        gains = paired_gains(group, baseline)
+        if not gains.empty:  # an empty frame's object columns would turn concat's floats to objects
+            all_gains.append(gains.assign(**dict(zip(GROUP_KEYS, key, strict=True))))
+        figures = [plot_gains(gains, baseline, f"{title}\ngain over {baseline}, 95% CI over seeds (paired)", out / f"{name}__gain.png")]
+        for field in DECISIONS:
+            for method in _order(group["method"], METHOD_ORDER):
+                figures.append(plot_decisions(group, field, method, f"{title}\n{method}: chosen {field}", out / f"{name}__{field}__{method}.png"))
+        for figure in filter(None, figures):
+            written.append(figure)
+            lines += [f"![{figure.stem}]({figure.name})", ""]
+        if not gains.empty:
+            lines += ["Gains over the baseline (points; 95% CI, paired by seed):", "",
+                      gains.round(2).to_markdown(index=False), ""]
+    if frame.empty:
+        lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
+    columns = [*GROUP_KEYS, "metric", "method", "task", "mean", "std", "n", "failed", "interrupted", "no_metric"]
+    tables = {
+        "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
+        "gains.csv": pd.concat(all_gains, ignore_index=True) if all_gains else pd.DataFrame(),
+        "runs.csv": frame.drop(columns=["prompt", "decisions"]).sort_values(["file", "task"]),
+    }
+    for filename, table in tables.items():
+        table.to_csv(out / filename, index=False, float_format="%.6g")
+        written.append(out / filename)
+    summary = out / "summary.md"
+    summary.write_text("\n".join(lines))
+    written.append(summary)
+    (out / GENERATED_LIST).write_text("\n".join(sorted(p.name for p in written)) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``dp-bench table``: regenerate ``results/tables`` from the run records."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="dp-bench table", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="results/runs", help="folder of run records, searched recursively (default: %(default)s)")
+    parser.add_argument("--out", default="results/tables", help="output folder (default: %(default)s)")
+    parser.add_argument("--reference", default="experiments/reference", help="folder of reference-number CSVs (default: %(default)s)")
+    parser.add_argument("--baseline", default="prompt_tuning", help="method the gains are measured against (default: %(default)s)")
+    parser.add_argument("--grid", action="append", help="only records of this grid (repeatable; default: all)")
+    cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        summary = render(cfg.runs, cfg.out, cfg.reference, cfg.baseline, cfg.grid)
+    except ValueError as err:
+        print(f"dp-bench table: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Run records: atomic writes survive a writer that dies mid-write; records load into rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dp_bench import results
+from dp_bench.results import load_results, read_record, write_json_atomic
+
+
+def make_record(
+    task: str = "cb", method: str = "prompt_tuning", seed: int = 0, scores: dict[str, float] | None = None,
+    status: str = "finished", grid: str | None = "g", regime: str = "full", backbone: str = "bb",
+    positions: dict[str, list[int]] | None = None, prompt: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A hand-made record shaped like ``RunRecorder.write`` output; ``scores`` per task (0..1)."""
+    tasks = task.split("+")
+    selected = None
+    if status == "finished" and scores is not None:
+        flat = {}
+        for t, s in scores.items():
+            flat |= {f"val/{t}/score": s, f"val/{t}/acc": s - 0.01}
+        flat["val/score"] = sum(scores.values()) / len(scores)
+        predictions = {t: {"metrics": {}, "label": [0, 1], "pred": [0, 0]} for t in tasks}
+        for t, pos in (positions or {}).items():
+            predictions[t]["position"] = pos
+        selected = {"epoch": 1, "step": 8, "monitor": "val/score", "metrics": flat, "predictions": predictions}
+    return {
+        "schema": 1, "status": status, "error": None if status == "finished" else "RuntimeError: boom",
+        "task": task, "tasks": tasks, "method": method, "backbone": backbone, "regime": regime,
+        "seed": seed, "grid": grid,
+        # The per-metric bests may come from another epoch; tables must not read them.
+        "metrics": {f"val/{t}/score": {"value": 0.99, "epoch": 0, "step": 4} for t in tasks},
+        "selected": selected, "history": [],
+        "config": {"model": {"prompt": prompt or {"position": "prefix"}}},
+        "git_sha": "abc", "versions": {}, "wall_time_s": 1.0, "finished_at": f"2026-01-01T00:00:0{seed}",
+    }
+
+
+def write(dir_: Path, name: str, record: dict[str, Any]) -> Path:
+    return write_json_atomic(dir_ / name, record)
+
+
+def test_write_json_atomic_keeps_old_file_when_dump_raises(tmp_path, monkeypatch):
+    target = write_json_atomic(tmp_path / "r.json", {"old": True})
+
+    def half_then_fail(obj, handle, **kwargs):
+        handle.write('{"new": [1, 2, ')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.json, "dump", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_json_atomic(target, {"new": [1, 2, 3]})
+    assert json.loads(target.read_text()) == {"old": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temp litter
+
+
+def test_write_json_atomic_killed_writer_leaves_no_half_file(tmp_path):
+    old = make_record(scores={"cb": 0.5})
+    target = write_json_atomic(tmp_path / "r.json", old)
+    # The child stops inside json.dump with half a document in its temp file; then it is killed
+    # (SIGKILL: no cleanup handler runs, as with the OOM killer).
+    child = textwrap.dedent("""
+        import sys, time
+        from dp_bench import results
+        def stuck(obj, handle, **kwargs):
+            handle.write('{"new": [1, 2, ')
+            handle.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+        results.json.dump = stuck
+        results.write_json_atomic(sys.argv[1], {"new": [1, 2, 3]})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child, str(target)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert json.loads(target.read_text()) == old
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "r.json"]
+    assert leftovers and all(p.name.startswith(".") for p in leftovers)  # hidden temp file only
+    frame, problems = load_results(tmp_path)  # ... which readers skip
+    assert problems == [] and list(frame["file"]) == [str(target)]
+
+
+def test_read_record_names_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"task": ')
+    with pytest.raises(ValueError, match="bad.json"):
+        read_record(bad)
+
+
+def test_load_results_rows_per_task_at_selected_epoch(tmp_path):
+    write(tmp_path, "a.json", make_record("cb", scores={"cb": 0.7}, positions={"cb": [0, 3, 3]}))
+    write(tmp_path / "sub", "b.json", make_record("cb+rte", regime="multitask", scores={"cb": 0.5, "rte": 0.6}))
+    write(tmp_path, "c.json", make_record("rte", status="failed"))
+    (tmp_path / "broken.json").write_text("{not json")
+    write(tmp_path, "d.json", {k: v for k, v in make_record("cb", status="interrupted").items() if k != "method"})
+
+    frame, problems = load_results(tmp_path)
+    assert len(problems) == 2
+    assert any("broken.json" in p for p in problems) and any("d.json" in p and "method" in p for p in problems)
+    rows = {(Path(r.file).name, r.task): r for r in frame.itertuples()}
+    assert set(rows) == {("a.json", "cb"), ("b.json", "cb"), ("b.json", "rte"), ("c.json", "rte")}
+    assert rows["a.json", "cb"].score == pytest.approx(0.7)  # selected, not the best-of 0.99
+    assert rows["a.json", "cb"].decisions == {"position": [0, 3, 3]}
+    assert rows["b.json", "rte"].score == pytest.approx(0.6) and rows["b.json", "rte"].run_task == "cb+rte"
+    assert rows["c.json", "rte"].status == "failed" and rows["c.json", "rte"].score != rows["c.json", "rte"].score  # NaN
+
+
+def test_load_results_empty_dir_has_columns(tmp_path):
+    frame, problems = load_results(tmp_path)
+    assert frame.empty and problems == []
+    assert {"score", "acc", "method", "task", "status"} <= set(frame.columns)

@@ -1,0 +1,142 @@
+"""Tables from hand-made records: means, stds, seed counts, missing and failed cells, figures."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from scipy import stats
+
+from dp_bench import tables
+from dp_bench.results import load_results
+from tests.test_results import make_record, write
+
+DYNAMIC = {"position": "instance"}
+PT = {"cb": [0.60, 0.70, 0.80], "rte": [0.50, 0.55, 0.60]}
+DP = {"cb": [0.70, 0.74], "rte": [0.52, 0.61]}  # seed 2 failed
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """prompt_tuning: 3 seeds; adap_ins_pos: 2 seeds + a failed one; fine_tuning: CB only;
+    p_tuning_v2: interrupted; a multitask run; an unreadable file; a duplicate of one run."""
+    d = tmp_path / "runs"
+    for seed in range(3):
+        for task in ("cb", "rte"):
+            write(d / "g", f"{task}_pt_{seed}.json", make_record(task, "prompt_tuning", seed, scores={task: PT[task][seed]}))
+    for seed in range(2):
+        for task in ("cb", "rte"):
+            write(d / "g", f"{task}_dp_{seed}.json", make_record(
+                task, "adap_ins_pos", seed, scores={task: DP[task][seed]}, prompt=DYNAMIC,
+                positions={task: [0, 0, 5, 20][: 2 + seed]}))
+    write(d / "g", "cb_dp_2.json", make_record("cb", "adap_ins_pos", 2, status="failed", prompt=DYNAMIC))
+    write(d / "g", "cb_ft_0.json", make_record("cb", "fine_tuning", 0, scores={"cb": 0.9}))
+    write(d / "g", "rte_v2_0.json", make_record("rte", "p_tuning_v2", 0, status="interrupted"))
+    write(d / "m", "mt_0.json", make_record("cb+rte", "prompt_tuning", 0, scores={"cb": 0.4, "rte": 0.3}, grid="m", regime="multitask"))
+    # An older failed attempt of a run that later finished: the finished one counts.
+    old = make_record("cb", "prompt_tuning", 0, status="failed") | {"finished_at": "2025-01-01T00:00:00"}
+    write(d / "elsewhere", "cb_pt_0_old.json", old)
+    (d / "g" / "broken.json").write_text('{"status": "finished", "task": ')
+    return d
+
+
+def cells_of(runs_dir, metric="score"):
+    frame, _ = tables.prepare(load_results(runs_dir)[0])
+    group = frame[(frame["grid"] == "g")]
+    return tables.cell_stats(group, metric).set_index(["method", "task"])
+
+
+def test_cell_mean_std_and_seed_count(runs):
+    cells = cells_of(runs)
+    pt = cells.loc[("prompt_tuning", "cb")]
+    assert pt["n"] == 3
+    assert pt["mean"] == pytest.approx(70.0)
+    assert pt["std"] == pytest.approx(statistics.stdev([60, 70, 80]))
+    dp = cells.loc[("adap_ins_pos", "cb")]
+    assert (dp["n"], dp["failed"]) == (2, 1) and dp["mean"] == pytest.approx(72.0)
+    # avg: per seed mean over cb and rte, then over seeds.
+    per_seed = [(PT["cb"][s] + PT["rte"][s]) / 2 * 100 for s in range(3)]
+    avg = cells.loc[("prompt_tuning", tables.AVG)]
+    assert avg["n"] == 3 and avg["mean"] == pytest.approx(statistics.mean(per_seed))
+    assert avg["std"] == pytest.approx(statistics.stdev(per_seed))
+    assert cells.loc[("fine_tuning", tables.AVG)]["n"] == 0  # no RTE run: no average
+    accuracy = cells_of(runs, "acc").loc[("prompt_tuning", "cb")]
+    assert accuracy["mean"] == pytest.approx(69.0)
+
+
+def test_cells_show_missing_and_failed_never_zero(runs):
+    cells = cells_of(runs)
+    assert tables.format_cell(cells.loc[("prompt_tuning", "cb")]) == "70.0 ± 10.0 (n=3)"
+    assert tables.format_cell(cells.loc[("adap_ins_pos", "cb")]) == "72.0 ± 2.8 (n=2); failed (1)"
+    assert tables.format_cell(cells.loc[("fine_tuning", "cb")]) == "90.0 (n=1)"
+    assert tables.format_cell(cells.loc[("fine_tuning", "rte")]) == "—"
+    assert tables.format_cell(cells.loc[("p_tuning_v2", "rte")]) == "interrupted (1)"
+    assert tables.format_cell(cells.loc[("p_tuning_v2", "cb")]) == "—"
+
+
+def test_paired_gains_with_t_interval(runs):
+    frame, _ = tables.prepare(load_results(runs)[0])
+    gains = tables.paired_gains(frame[frame["grid"] == "g"], "prompt_tuning").set_index(["method", "task"])
+    assert set(gains.index) == {("adap_ins_pos", "cb"), ("adap_ins_pos", "rte")}  # fine_tuning is not dynamic
+    diffs = [(DP["cb"][s] - PT["cb"][s]) * 100 for s in range(2)]  # paired by seed: 10, 4
+    row = gains.loc[("adap_ins_pos", "cb")]
+    half = stats.t.ppf(0.975, 1) * statistics.stdev(diffs) / math.sqrt(2)
+    assert row["n"] == 2 and row["gain_pts"] == pytest.approx(7.0)
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(7.0 - half), pytest.approx(7.0 + half))
+
+
+def test_render_writes_summary_csv_and_figures(runs, tmp_path, capsys):
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    (reference / "paper.csv").write_text(
+        "# a comment line\nregime,method,task,metric,value,backbone,source\n"
+        "full,prompt_tuning,cb,score,67.9,t5-large,Somebody 2023 Table 9\n"
+        "few_shot,prompt_tuning,cb,score,11.1,t5-large,Somebody 2023 Table 9\n"
+    )
+    out = tmp_path / "tables"
+    (out).mkdir()
+    (out / "stale.png").write_bytes(b"x")  # not ours: kept
+    summary = tables.render(runs, out, reference)
+    text = summary.read_text()
+    assert "broken.json" in text and "broken.json" in capsys.readouterr().err
+    assert "cb_pt_0_old.json" in text  # the duplicate is reported, and ignored
+    assert "## g · full · bb" in text and "## m · multitask (cb+rte) · bb" in text
+    assert "70.0 ± 10.0 (n=3)" in text and "failed (1)" in text and "interrupted (1)" in text
+    assert "↳ reported: t5-large, Somebody 2023 Table 9" in text and "67.9" in text and "11.1" not in text
+    assert "selected.metrics" in text
+    pngs = sorted(p.name for p in out.glob("*.png") if p.name != "stale.png")
+    assert "g__full__bb__gain.png" in pngs and "g__full__bb__position__adap_ins_pos.png" in pngs
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cells = (out / "cells.csv").read_text().splitlines()
+    assert cells[0].startswith("grid,regime,backbone,mixture,metric,method,task,mean_pct,std_pct,n,failed")
+    assert "g,full,bb,,score,prompt_tuning,cb,70,10,3,0,0,0" in cells
+    assert (out / "runs.csv").is_file() and (out / "gains.csv").is_file()
+
+    # A second render replaces its own outputs (the gains figure goes when its data goes).
+    for path in runs.glob("g/*_dp_*.json"):
+        path.unlink()
+    tables.render(runs, out, reference)
+    assert not (out / "g__full__bb__gain.png").exists() and (out / "stale.png").exists()
+
+
+def test_bad_reference_names_the_file(tmp_path):
+    (tmp_path / "ref.csv").write_text("regime,method,task,metric,value,backbone,source\nfull,pt,cb,score,high,t5,x\n")
+    with pytest.raises(ValueError, match=r"ref\.csv.*'high'"):
+        tables.load_reference(tmp_path)
+    (tmp_path / "ref.csv").write_text("regime,method,task\n")
+    with pytest.raises(ValueError, match=r"ref\.csv.*lacks"):
+        tables.load_reference(tmp_path)
+
+
+def test_shipped_reference_files_load():
+    from pathlib import Path
+
+    reference = tables.load_reference(Path(__file__).resolve().parents[1] / "experiments" / "reference")
+    assert set(tables.REFERENCE_COLUMNS) <= set(reference.columns)
+
+
+def test_main_with_no_records(tmp_path):
+    assert tables.main(["--runs", str(tmp_path / "none"), "--out", str(tmp_path / "out"), "--reference", str(tmp_path)]) == 0
+    assert "No run records to show yet" in (tmp_path / "out" / "summary.md").read_text()
