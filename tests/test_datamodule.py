@@ -305,3 +305,11 @@ def test_shipped_data_configs_build_a_datamodule(make, name):
     data = {"tasks": ["cb"], **config["data"]}  # regimes compose after a task config
     dm = make(**data)
     assert [t.name for t in dm.task_specs] == data["tasks"]
+
+
+def test_small_class_takes_all_its_examples_when_asked(make):
+    dm = make(tasks=["cb"], regime="few_shot", shots_per_label=32, small_class="all", seed=3)
+    dm.setup("fit")
+    labels = Counter(int(y) for y in dm.encoded("train")[0].labels)
+    assert labels == {0: 32, 1: 32, 2: 16}  # CB train has 16 'neutral'
+    assert dm.data_info["short_classes"] == {"cb": {"neutral": 16}}

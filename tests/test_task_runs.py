@@ -20,8 +20,8 @@ CASES = {
     "wsc-full": ["tasks/wsc.yaml", "regimes/full.yaml"],
     "multirc-full": ["tasks/multirc.yaml", "regimes/full.yaml"],
     "boolq-few_shot": ["tasks/boolq.yaml", "regimes/few_shot.yaml", "--data.few_shot_source", "fewglue"],
-    # CB has 16 'neutral' training examples, so 32 per label cannot be drawn (that is an error).
-    "cb-few_shot": ["tasks/cb.yaml", "regimes/few_shot.yaml", "--data.shots_per_label", "8"],
+    # CB has 16 "neutral" training examples: all of them, 32 of each other class.
+    "cb-few_shot": ["tasks/cb.yaml", "regimes/few_shot.yaml", "--data.small_class", "all"],
     # Not fast_dev_run: validation must reach every task's batches.
     "multitask": ["multitask_cb_rte_wic.yaml", "--trainer.fast_dev_run", "false", "--trainer.max_epochs", "1",
                   "--trainer.limit_train_batches", "2", "--trainer.logger", "false"],

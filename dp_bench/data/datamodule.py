@@ -85,6 +85,8 @@ class SuperGLUEDataModule(L.LightningDataModule):
         holdout_fraction: fraction of train held out for selection (full/multitask, train_holdout).
         few_shot_source: draw shots_per_label examples per label from train, or use FewGLUE's 32-example sets.
         shots_per_label: examples per label for few_shot_source="sample".
+        small_class: what a class with fewer than shots_per_label training examples gets:
+            "error", or "all" of its examples (CB has 16 'neutral'); recorded in data_info.
         sampling: multitask mixing rule: proportional to min(n, cap), or temperature min(n, cap)^(1/T).
         sampling_cap: size limit K in the multitask mixing rule.
         sampling_temperature: temperature T of the temperature mixing rule.
@@ -107,6 +109,7 @@ class SuperGLUEDataModule(L.LightningDataModule):
         holdout_fraction: float = 0.1,
         few_shot_source: Literal["sample", "fewglue"] = "sample",
         shots_per_label: int = 32,
+        small_class: Literal["error", "all"] = "error",
         sampling: Literal["proportional", "temperature"] = "proportional",
         sampling_cap: int = 10000,
         sampling_temperature: float = 2.0,
@@ -150,6 +153,9 @@ class SuperGLUEDataModule(L.LightningDataModule):
         self.backbone, self.max_length = backbone, max_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.holdout_fraction, self.shots_per_label = holdout_fraction, shots_per_label
+        _check_choice("small_class", small_class, ("error", "all"))
+        self.small_class = small_class
+        self.short_classes: dict[str, dict[str, int]] = {}  # task -> class -> examples taken
         self.sampling, self.sampling_cap = sampling, sampling_cap
         self.sampling_temperature, self.seed, self.num_workers = sampling_temperature, seed, num_workers
         self.limit_train_examples, self.limit_eval_examples = limit_train_examples, limit_eval_examples
@@ -168,6 +174,9 @@ class SuperGLUEDataModule(L.LightningDataModule):
             "holdout_fraction": holdout_fraction if selection == "train_holdout" else None,
             "few_shot_source": few_shot_source if regime == "few_shot" else None,
             "shots_per_label": shots_per_label if regime == "few_shot" and few_shot_source == "sample" else None,
+            "small_class": small_class if regime == "few_shot" and few_shot_source == "sample" else None,
+            # Filled by the sampler: task -> class -> examples taken where a class had fewer than k.
+            "short_classes": self.short_classes,
             "seed": seed,
             "data_dir": self.data_dir or "hub",
             "backbone": backbone,
@@ -344,12 +353,16 @@ class SuperGLUEDataModule(L.LightningDataModule):
         rng, chosen = self._rng(purpose, task), set()
         for label, name in enumerate(task.label_names):
             pool = [i for i, e in enumerate(examples) if e.label == label]
+            take = k
             if len(pool) < k:
-                raise ValueError(
-                    f"few-shot: task {task.name} has {len(pool)} examples of class {name!r} in "
-                    f"{source}, fewer than shots_per_label={k}"
-                )
-            chosen.update(rng.sample(pool, k))
+                if self.small_class == "error":
+                    raise ValueError(
+                        f"few-shot: task {task.name} has {len(pool)} examples of class {name!r} in "
+                        f"{source}, fewer than shots_per_label={k} (or set data.small_class: all)"
+                    )
+                take = len(pool)
+                self.short_classes.setdefault(task.name, {})[name] = take
+            chosen.update(rng.sample(pool, take))
         return (
             [e for i, e in enumerate(examples) if i in chosen],
             [e for i, e in enumerate(examples) if i not in chosen],
