@@ -16,6 +16,7 @@ attention geometry for deep prompts.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from pathlib import Path
 from typing import Literal
@@ -108,6 +109,9 @@ class Backbone(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        # transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns until
+        # 5.40); earlier 5.x releases only know the old one, so ask the signature.
+        self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         cfg = self.config
         self.hidden_size: int = cfg.hidden_size if hasattr(cfg, "hidden_size") else cfg.d_model
         self.num_heads: int = cfg.num_attention_heads if hasattr(cfg, "num_attention_heads") else cfg.num_heads
@@ -171,7 +175,7 @@ class EncoderBackbone(Backbone):
     def readout(self, embeds, attention_mask, position_ids, cache=None, prefix_mask=None):
         out = self.model(
             inputs_embeds=embeds, attention_mask=self._prefixed(attention_mask, cache, prefix_mask),
-            position_ids=position_ids, cache=cache,
+            position_ids=position_ids, **{self.cache_kwarg: cache},
         )
         return out.last_hidden_state[:, 0]  # (B, H): the [CLS] state
 
@@ -201,7 +205,7 @@ class Seq2SeqBackbone(Backbone):
             cache = EncoderDecoderCache(cache, DynamicCache())
         out = self.model(
             inputs_embeds=embeds, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_mask, cache=cache, use_cache=cache is not None,
+            decoder_attention_mask=decoder_mask, use_cache=cache is not None, **{self.cache_kwarg: cache},
         )
         return out.logits[:, -1]  # (B, V): first decoder step
 
@@ -223,7 +227,7 @@ class CausalBackbone(Backbone):
         out = self.model(
             inputs_embeds=embeds, attention_mask=self._prefixed(attention_mask, cache, prefix_mask),
             position_ids=position_ids,
-            cache=cache, use_cache=cache is not None, logits_to_keep=0,
+            use_cache=cache is not None, logits_to_keep=0, **{self.cache_kwarg: cache},
         )
         # Last attended slot; masked prompt slots may sit inside the row, so not mask.sum()-1.
         slots = torch.arange(attention_mask.shape[1], device=attention_mask.device)
@@ -249,7 +253,8 @@ def load_backbone(name: str, kind: HeadKind | None = None, dtype: torch.dtype | 
     path, gguf = resolve_backbone(name)
     loader = {"encoder": AutoModel, "seq2seq": AutoModelForSeq2SeqLM, "causal": AutoModelForCausalLM}[kind]
     kwargs = {"gguf_file": gguf} if gguf else {}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
+    # float32 master weights whatever the checkpoint holds (a half-precision copy included);
+    # lower precision comes from the Trainer's autocast (--trainer.precision bf16-mixed).
+    kwargs["dtype"] = dtype or torch.float32
     model = loader.from_pretrained(path, **kwargs)
     return wrap_backbone(model, kind)
