@@ -67,6 +67,14 @@ class DPBenchCLI(LightningCLI):
             if not init_args.get("tags"):
                 init_args["tags"] = [identity["regime"], identity["backbone"]]
 
+    def after_fit(self) -> None:
+        """Honest protocol: with a train holdout for selection, report val.jsonl once, at the selected checkpoint."""
+        if getattr(self.datamodule, "selection", "val") != "train_holdout":
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+
     def instantiate_trainer(self, **kwargs):
         cfg = self.config[self.subcommand]
         settings = RecordSettings(**cfg["record"])

@@ -91,3 +91,13 @@ def test_help_lists_harness_commands(capsys):
     out = capsys.readouterr().out
     for command in ("fit", "grid", "table", "bench"):
         assert command in out
+
+
+def test_train_holdout_reports_val_once_at_the_selected_checkpoint(workdir):
+    record_path = workdir / "record.json"
+    run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--data.selection", "train_holdout",
+         "--trainer.max_epochs", "2", "--trainer.logger", "false", "--record.path", str(record_path), *SMALL])
+    record = json.loads(record_path.read_text())
+    assert record["data"]["selection"] == "train_holdout"
+    assert set(record["test"]["cb"]) >= {"acc", "f1_macro", "score"}
+    assert len(record["history"]) == 2
