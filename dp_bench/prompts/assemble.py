@@ -13,7 +13,7 @@ for per-row ``j`` and per-row lengths.
 The straight-through position gradient (Yang et al. 2023, Sec. 3.2) is
 ``d loss / d w_j = <g, A_j(x, P)>`` for every candidate arrangement ``A_j``. The paper's
 code materialises all ``L+1`` candidates, ``[B, L+1, T+L, H]``; :class:`ArrangeST` gets the
-same inner products from three pieces without building any candidate (see ``_candidate_scores``).
+same inner products from small products without building any candidate (see ``_candidate_scores``).
 """
 
 from __future__ import annotations
@@ -97,43 +97,63 @@ def _diagonal_sums(d: torch.Tensor) -> torch.Tensor:
     return d.new_zeros(B, 2 * L - 1).scatter_add_(1, offset, d.reshape(B, -1))
 
 
+def _shifted_dots(signal: torch.Tensor, content: torch.Tensor, max_shift: int, chunk: int = 32) -> torch.Tensor:
+    """``out[b, s] = sum_t signal[b, t+s] . content[b, t]`` for ``s`` in ``0..max_shift``; ``[B, S+1]``.
+
+    A banded cross-correlation along the sequence. One ``bmm`` of all pairs costs ``T/S``
+    times the needed work and a grouped ``conv1d`` unfolds ``[B*H, T, S]`` on the CPU; we cut
+    the content into chunks of ``chunk`` rows, multiply each with the ``chunk + S`` signal
+    rows it can meet, and read the ``S+1`` diagonals. ``signal [B, Tc+S, H]``, ``content [B, Tc, H]``.
+    """
+    B, Tc, H = content.shape
+    S = max_shift
+    n = -(-Tc // chunk)
+    content = F.pad(content, (0, 0, 0, n * chunk - Tc)).reshape(B, n, chunk, H)
+    signal = F.pad(signal, (0, 0, 0, n * chunk + S - signal.shape[1]))
+    windows = signal.unfold(1, chunk + S, chunk).transpose(2, 3)  # (B, n, chunk+S, H)
+    dots = torch.matmul(windows, content.transpose(2, 3)).contiguous()  # (B, n, chunk+S, chunk)
+    # Element (i+s, i) of a row-major (chunk+S, chunk) block sits at s*chunk + i*(chunk+1):
+    # the S+1 diagonals are a strided view, no copy.
+    bs, ns = dots.stride(0), dots.stride(1)
+    band = dots.as_strided((B, n, S + 1, chunk), (bs, ns, chunk, chunk + 1))  # (B, n, S+1, chunk)
+    return band.sum((1, 3))
+
+
 def _candidate_scores(
-    g: torch.Tensor, x: torch.Tensor, prompt: torch.Tensor, lengths: torch.Tensor,
-    fixed_score: torch.Tensor, head: int, tail: int,
+    g: torch.Tensor, x: torch.Tensor, prompt: torch.Tensor, lengths: torch.Tensor, head: int, tail: int,
 ) -> torch.Tensor:
     """``<g, A_j(x, P)>`` for every ``j`` in ``0..L`` without building ``A_j``; ``[B, L+1]``.
 
     With ``s = L - j`` prompt vectors before the content and ``c`` content tokens::
 
         <g, A_j> = fixed + sum_{k<s} g[h+k].P[j+k]        (1: diagonal m-a=j of G_head P^T)
-                         + sum_{t<c} g[h+s+t].x[h+t]      (2: cross-correlation at shift s)
+                         + sum_{t<c} g[h+s+t].x[h+t]      (2: banded correlation at shift s)
                          + sum_{k<j} g[h+c+s+k].P[k]      (3: diagonal r-k=s of G_tail P^T)
 
-    (2) is a grouped ``conv1d`` (one group per row); (1) and (3) are ``[L, L]`` products.
+    ``fixed`` (head, tail and padding slots) is the same for every ``j``; it is kept so the
+    result equals the materialised inner products exactly, not only up to a constant.
     """
     B, T, H = x.shape
     L = prompt.shape[1]
     h = head
     prompt = prompt.expand(B, -1, -1)
     c = (lengths - head - tail).clamp(min=0)  # (B,)
-    # (1) prompt vectors before the content.
+    t = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
+    # fixed: head slots hold x[o]; slots from h+L+c on hold x[o-L] (tail, then padding).
+    after = (t >= (h + c).unsqueeze(1)).to(x.dtype)  # (B, T): x[t] sits at slot t+L
+    fixed = (g[:, :h] * x[:, :h]).sum((1, 2)) + ((g[:, L:] * x).sum(-1) * after).sum(1)
+    # (1) prompt vectors before the content; diagonal m - a = j sits at index L-1+j.
     d1 = torch.bmm(g[:, h : h + L], prompt.transpose(1, 2))  # (B, L, L): g[h+a] . P[m]
-    # diagonal m - a = j sits at index L-1+j; j = L has no vector before the content
-    term1 = F.pad(_diagonal_sums(d1)[:, L - 1 :], (0, 1))  # (B, L+1)
-    # (2) content: correlate g[h : h+L+T-h] with the masked content x[h:T].
-    content_mask = (torch.arange(T - h, device=x.device).unsqueeze(0) < c.unsqueeze(1))
-    content = (x[:, h:] * content_mask.unsqueeze(-1).to(x.dtype)).transpose(1, 2)  # (B, H, T-h)
-    signal = g[:, h:].transpose(1, 2).reshape(1, B * H, T + L - h)  # (1, B*H, T+L-h)
-    by_shift = F.conv1d(signal, content, groups=B).reshape(B, L + 1)  # [b, s]
-    term2 = by_shift.flip(1)  # s = L - j  ->  index j
+    term1 = F.pad(_diagonal_sums(d1)[:, L - 1 :], (0, 1))  # j = L has none before
+    # (2) content x[h : h+c] against g shifted by s = L - j.
+    in_content = (t[:, : T - h] < c.unsqueeze(1)).to(x.dtype)  # (B, T-h)
+    term2 = _shifted_dots(g[:, h:], x[:, h:] * in_content.unsqueeze(-1), L).flip(1)  # index j
     # (3) prompt vectors after the content: slots h+c+r, r in 0..L-1.
-    r = torch.arange(L, device=x.device)
-    tail_slots = (h + c).unsqueeze(1) + r.unsqueeze(0)  # (B, L)
-    g_tail = _gather(g, tail_slots)  # (B, L, H)
-    d3 = torch.bmm(g_tail, prompt.transpose(1, 2))  # (B, L, L): g_tail[r] . P[k]
-    # diagonal r - k = s = L - j lies at offset (k - r) = -(L - j) -> index L-1-(L-j) = j-1
-    term3 = F.pad(_diagonal_sums(d3)[:, :L], (1, 0))  # j = 0 has none after
-    return fixed_score.unsqueeze(1) + term1 + term2 + term3
+    tail_slots = (h + c).unsqueeze(1) + torch.arange(L, device=x.device).unsqueeze(0)  # (B, L)
+    d3 = torch.bmm(_gather(g, tail_slots), prompt.transpose(1, 2))  # (B, L, L): g[h+c+r] . P[k]
+    # diagonal r - k = s = L - j sits at index (k - r) + L - 1 = j - 1; j = 0 has none after
+    term3 = F.pad(_diagonal_sums(d3)[:, :L], (1, 0))
+    return fixed.unsqueeze(1) + term1 + term2 + term3
 
 
 class ArrangeST(torch.autograd.Function):
@@ -158,20 +178,17 @@ class ArrangeST(torch.autograd.Function):
         x, prompt, lengths, index = ctx.saved_tensors
         B, T, H = x.shape
         L = prompt.shape[1]
-        grad_bank = g.new_zeros(B, T + L, H).scatter_add_(
-            1, index.unsqueeze(-1).expand(-1, -1, H), g
-        )
+        # Every bank row fills exactly one output slot (the index is a permutation of 0..T+L-1),
+        # so the gradient is a gather through the inverse permutation: no zero-fill, no scatter-add.
+        slots = torch.arange(T + L, device=index.device).expand(B, -1)
+        inverse = torch.empty_like(index).scatter_(1, index, slots)
+        grad_bank = _gather(g, inverse)  # (B, T+L, H)
         grad_x, grad_prompt = grad_bank[:, :T], grad_bank[:, T:]
         if prompt.shape[0] == 1:
             grad_prompt = grad_prompt.sum(0, keepdim=True)
         grad_w = None
         if ctx.needs_input_grad[2]:
-            # Slots outside the moving region (head, tail, padding) score the same for every j.
-            o = torch.arange(T + L, device=x.device).unsqueeze(0)
-            moving = (o >= ctx.head) & (o < (lengths - ctx.tail).unsqueeze(1) + L)
-            fixed_slots = ~moving
-            fixed = (g * arrange(x, prompt, index) * fixed_slots.unsqueeze(-1)).sum((1, 2))
-            grad_w = _candidate_scores(g, x, prompt, lengths, fixed, ctx.head, ctx.tail)
+            grad_w = _candidate_scores(g, x, prompt, lengths, ctx.head, ctx.tail)
         return grad_x, grad_prompt, grad_w, None, None, None
 
 
