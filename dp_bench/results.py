@@ -43,6 +43,7 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
             json.dump(payload, handle, indent=1, sort_keys=False, default=str)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; records are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
