@@ -296,6 +296,7 @@ def render(
     baseline: str = "prompt_tuning",
     grids: list[str] | None = None,
     monitor: str = "val/score",
+    bench_dir: str | Path | None = "results/bench",
 ) -> Path:
     """Write ``summary.md``, CSVs and figures for the records under ``runs_dir``.
 
@@ -306,6 +307,7 @@ def render(
         baseline: method the gains figure compares dynamic methods with.
         grids: only records of these grids (None: all).
         monitor: the selection metric named in the caption.
+        bench_dir: folder of ``dp-bench bench`` Markdown reports, appended as they are.
 
     Returns:
         The path of ``summary.md``.
@@ -361,6 +363,7 @@ def render(
                       gains.round(2).to_markdown(index=False), ""]
     if frame.empty:
         lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
+    lines += bench_section(bench_dir)
     columns = [*GROUP_KEYS, "metric", "method", "task", "mean", "std", "n", "failed", "interrupted", "no_metric"]
     tables = {
         "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
@@ -377,6 +380,19 @@ def render(
     return summary
 
 
+def bench_section(bench_dir: str | Path | None) -> list[str]:
+    """The benchmark reports (``dp-bench bench`` writes them), headings moved two levels down."""
+    reports = sorted(Path(bench_dir).glob("*.md")) if bench_dir and Path(bench_dir).is_dir() else []
+    if not reports:
+        return []
+    lines = ["## Cost benchmarks", "", f"From `{bench_dir}` (`dp-bench bench`); each report names its machine.", ""]
+    for report in reports:
+        for line in report.read_text().splitlines():
+            lines.append("##" + line if line.startswith("#") else line)
+        lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """``dp-bench table``: regenerate ``results/tables`` from the run records."""
     import argparse
@@ -387,9 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default="experiments/reference", help="folder of reference-number CSVs (default: %(default)s)")
     parser.add_argument("--baseline", default="prompt_tuning", help="method the gains are measured against (default: %(default)s)")
     parser.add_argument("--grid", action="append", help="only records of this grid (repeatable; default: all)")
+    parser.add_argument("--bench", default="results/bench", help="folder of benchmark reports to include (default: %(default)s)")
     cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        summary = render(cfg.runs, cfg.out, cfg.reference, cfg.baseline, cfg.grid)
+        summary = render(cfg.runs, cfg.out, cfg.reference, cfg.baseline, cfg.grid, bench_dir=cfg.bench)
     except ValueError as err:
         print(f"dp-bench table: error: {err}", file=sys.stderr)
         return 2

@@ -140,3 +140,12 @@ def test_shipped_reference_files_load():
 def test_main_with_no_records(tmp_path):
     assert tables.main(["--runs", str(tmp_path / "none"), "--out", str(tmp_path / "out"), "--reference", str(tmp_path)]) == 0
     assert "No run records to show yet" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_bench_reports_are_included(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "cpu-test.md").write_text("# Cost benchmark: cpu-test\n\n## Targets\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n")
+    summary = tables.render(tmp_path / "none", tmp_path / "out", tmp_path / "noref", bench_dir=bench).read_text()
+    assert "## Cost benchmarks" in summary
+    assert "### Cost benchmark: cpu-test" in summary and "#### Targets" in summary and "| 1 | 2 |" in summary
