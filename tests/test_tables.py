@@ -149,3 +149,18 @@ def test_bench_reports_are_included(tmp_path):
     summary = tables.render(tmp_path / "none", tmp_path / "out", tmp_path / "noref", bench_dir=bench).read_text()
     assert "## Cost benchmarks" in summary
     assert "### Cost benchmark: cpu-test" in summary and "#### Targets" in summary and "| 1 | 2 |" in summary
+
+
+def test_summary_is_embedded_in_the_readme_byte_for_byte(tmp_path):
+    out = tmp_path / "results" / "tables"
+    out.mkdir(parents=True)
+    summary = out / "summary.md"
+    summary.write_text("# dp-bench results\n\n| a |\n| --- |\n| 1 |\n\n![fig](cb__gain.png)\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{tables.README_BEGIN}\nold table\n{tables.README_END}\noutro\n")
+    assert tables.embed_in_readme(readme, summary)
+    text = readme.read_text()
+    inside = text.split(tables.README_BEGIN + "\n", 1)[1].split("\n" + tables.README_END, 1)[0]
+    assert inside == summary.read_text().rstrip().replace("](cb__gain.png)", "](results/tables/cb__gain.png)")
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old table" not in text
+    assert not tables.embed_in_readme(tmp_path / "results" / "tables" / "summary.md", summary)  # no markers
