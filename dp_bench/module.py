@@ -1,7 +1,7 @@
 """The LightningModule: training and evaluation of one prompt method on one or more tasks.
 
 The system is composed from parts passed in (Lightning style): a backbone name, a
-:class:`PromptConfig` and the task specs linked from the DataModule. Only the prompt,
+:class:`PromptConfig` and the task names linked from the DataModule. Only the prompt,
 its policy networks and the head are optimised (plus the backbone for ``fine_tuning``).
 """
 
@@ -60,7 +60,6 @@ class PromptTuningModule(L.LightningModule):
         self.save_hyperparameters()
         self.prompt_config = prompt or PRESETS.get(method) or PromptConfig()
         self.task_specs = [get_task(name) for name in tasks or ["cb"]]
-        self.task_names = [t.name for t in self.task_specs]
         core = load_backbone(backbone, head_kind)
         verbalizers = None
         if core.kind != "encoder":
