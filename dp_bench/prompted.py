@@ -152,7 +152,7 @@ class PromptedModel(nn.Module):
             vectors, keep = unused_slots_first(vectors, keep)
         index = arrangement_index(lengths, decision.split, T, L, b.keep_head, b.keep_tail)
         if decision.split_weights is not None:
-            embeds = arrange_with_choice(x, vectors, decision.split_weights, lengths, b.keep_head, b.keep_tail)
+            embeds = arrange_with_choice(x, vectors, decision.split_weights, lengths, b.keep_head, b.keep_tail, index)
         else:
             embeds = arrange(x, vectors, index)
         return embeds, arranged_mask(mask, index, keep)

@@ -164,11 +164,9 @@ class ArrangeST(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, prompt, weights, lengths, head: int, tail: int):  # noqa: D102
-        B, T, _ = x.shape
-        L = prompt.shape[1]
-        split = weights.argmax(dim=-1)
-        index = arrangement_index(lengths, split, T, L, head, tail)
+    def forward(ctx, x, prompt, weights, lengths, head: int, tail: int, index=None):  # noqa: D102
+        if index is None:
+            index = arrangement_index(lengths, weights.argmax(dim=-1), x.shape[1], prompt.shape[1], head, tail)
         ctx.save_for_backward(x, prompt, lengths, index)
         ctx.head, ctx.tail = head, tail
         return arrange(x, prompt, index)
@@ -189,12 +187,15 @@ class ArrangeST(torch.autograd.Function):
         grad_w = None
         if ctx.needs_input_grad[2]:
             grad_w = _candidate_scores(g, x, prompt, lengths, ctx.head, ctx.tail)
-        return grad_x, grad_prompt, grad_w, None, None, None
+        return grad_x, grad_prompt, grad_w, None, None, None, None
 
 
 def arrange_with_choice(
     x: torch.Tensor, prompt: torch.Tensor, weights: torch.Tensor, lengths: torch.Tensor,
-    head: int, tail: int,
+    head: int, tail: int, index: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Arrange at the split chosen by one-hot ``weights [B, L+1]`` with its ST gradient."""
-    return ArrangeST.apply(x, prompt, weights, lengths, head, tail)
+    """Arrange at the split chosen by one-hot ``weights [B, L+1]`` with its ST gradient.
+
+    ``index`` is ``arrangement_index`` of that split when the caller already has it.
+    """
+    return ArrangeST.apply(x, prompt, weights, lengths, head, tail, index)
