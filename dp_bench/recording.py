@@ -104,6 +104,8 @@ class RunRecorder(L.Callback):
 
             record = read_record(self.path)
             record["test"] = {task: r["metrics"] for task, r in results.items()}
+            # Per-example test predictions, for bootstrap intervals over examples.
+            record["test_predictions"] = {task: {k: v for k, v in r.items() if k != "metrics"} for task, r in results.items()}
             write_json_atomic(self.path, record)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

@@ -52,7 +52,12 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
 
 
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
-    """Commit SHA and whether the work tree had uncommitted changes (None outside git)."""
+    """Commit SHA and whether the work tree had uncommitted changes (None outside git).
+
+    Outside a git checkout (a copy of a committed tree on a lent GPU machine, say) the SHA
+    comes from ``DP_BENCH_GIT_SHA`` when the caller sets it, and ``git_dirty`` stays None:
+    nothing here can check that copy against the commit.
+    """
     def run(*args: str) -> str | None:
         try:
             return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
@@ -60,6 +65,8 @@ def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
             return None
 
     sha = run("rev-parse", "HEAD")
+    if sha is None:
+        return {"git_sha": os.environ.get("DP_BENCH_GIT_SHA") or None, "git_dirty": None}
     status = run("status", "--porcelain", "--untracked-files=no")
     return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
 

@@ -1,33 +1,69 @@
 #!/usr/bin/env bash
-# One lent GPU session, prepared in advance (device time is scarce: 15 minutes a session).
-# Runs, in order: the benchmark on CUDA (dp-bench bench), then the few-shot grid
-# experiments/grids/paper_fewshot_gpu.yaml in 8 parallel shards on the same GPU, and packs
-# the records into $OUT. Everything it runs is a committed dp-bench command.
+# Grid runs on a lent GPU machine (15 minutes of device time a session), prepared in advance.
+# Every run is a committed `dp-bench grid` command; the records come back in $OUT/<name>.tgz.
 #
-# Needs, carried as the ignored folder .device/ (see scripts/prepare_device.sh):
-#   .device/whl/                    jsonargparse, docstring-parser, typeshed-client wheels
-#   .device/all-MiniLM-L6-v2-fp16/  the default backbone saved in half precision
-#   .device/superglue/              train/val jsonl and FewGLUE sets (no test files)
+#   scripts/device_gpu.sh grids          the MiniLM few-shot grids (paper_fewshot_gpu, then
+#                                        paper_fewshot_fewglue_gpu), SHARDS shards at once on
+#                                        the one GPU, stopped after GRID_SECONDS
+#   scripts/device_gpu.sh stash DIR      copies a carried folder to /tmp/stash (kept while the
+#                                        machine stays warm: the SmolLM2 GGUF is 94 MiB, one
+#                                        call carries 64 MiB, so it travels in two halves)
+#   scripts/device_gpu.sh smollm2 DIR    joins /tmp/stash's half and DIR's into
+#                                        .device/smollm2/ and runs smollm2_fewshot_gpu
+#
+# Needs the ignored folder .device/ (scripts/prepare_device.sh): wheels the machine lacks,
+# all-MiniLM-L6-v2 in half precision, the SuperGLUE train/val and FewGLUE files.
+# Records carry DP_BENCH_GIT_SHA (the tree there is a copy without .git): set it.
 set -u
-GRID_SECONDS=${GRID_SECONDS:-330}
-SHARDS=${SHARDS:-8}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
+GRID_SECONDS=${GRID_SECONDS:-450}
+SHARDS=${SHARDS:-14}
+export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
+
+install_wheels() {
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$@" || exit 1
+}
+
+# Runs the grids one after another in each of SHARDS parallel shards until GRID_SECONDS pass;
+# stops early when runs fail and none finishes (a broken setup should not eat device time).
+run_grids() {
+  local tag=$1; shift
+  local deadline=$((SECONDS + GRID_SECONDS)) dirs=() grid
+  for grid in "$@"; do dirs+=("results/runs/$(basename "$grid" .yaml)"); done  # grid name = file name
+  for i in $(seq 0 $((SHARDS - 1))); do
+    ( for grid in "$@"; do
+        [ $((deadline - SECONDS)) -gt 0 ] || break
+        timeout $((deadline - SECONDS)) python3 -m dp_bench.cli grid --config "$grid" --shard "$i/$SHARDS"
+      done ) > "/tmp/$tag-shard$i.log" 2>&1 &
+  done
+  while [ -n "$(jobs -r)" ] && [ $SECONDS -lt $deadline ]; do
+    sleep 15
+    read -r done failed <<< "$(python3 scripts/count_records.py "${dirs[@]}")"
+    echo "[$SECONDS s] finished $done, failed $failed"
+    if [ "$failed" -ge 4 ] && [ "$done" -eq 0 ]; then
+      echo "runs fail and none finishes: stopping"; for d in "${dirs[@]}"; do tail -n 25 "$d"/logs/*.err; done 2>/dev/null | tail -n 50 | tail -n 40
+      break
+    fi
+  done
+  # `timeout` stops a shard's grid, not the fit it started: stop those too (their records say
+  # "interrupted", and a later `dp-bench grid` resumes them from last.ckpt).
+  kill $(jobs -p) 2>/dev/null; pkill -TERM -f "dp_bench.cli (grid|fit)"; sleep 8
+  python3 scripts/count_records.py "${dirs[@]}" --by-status
+  tar czf "$OUT/$tag.tgz" "${dirs[@]}" /tmp/$tag-shard*.log
+}
+
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-
-echo "== bench"
-timeout 200 python3 -m dp_bench.cli bench --device cuda --backbone .device/all-MiniLM-L6-v2-fp16 \
-  --out results/bench ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
-echo "bench exit $?"; tail -n 30 "$OUT/bench.log"
-
-echo "== grid, $SHARDS shards, at most $GRID_SECONDS s"
-for i in $(seq 0 $((SHARDS - 1))); do
-  timeout "$GRID_SECONDS" python3 -m dp_bench.cli grid --config experiments/grids/paper_fewshot_gpu.yaml \
-    --shard "$i/$SHARDS" > "$OUT/shard$i.log" 2>&1 &
-done
-wait
-python3 -m dp_bench.cli grid --config experiments/grids/paper_fewshot_gpu.yaml --dry-run | head -n 1
-python3 -m dp_bench.cli grid --config experiments/grids/paper_fewshot_gpu.yaml --dry-run | grep -cE "^\[.*\] done" || true
-tar czf "$OUT/results.tgz" results/bench results/runs/paper_fewshot_gpu
-cat "$OUT"/shard0.log | tail -n 5
+case "${1:-}" in
+  grids)
+    install_wheels .device/whl/*.whl
+    run_grids minilm experiments/grids/paper_fewshot_gpu.yaml experiments/grids/paper_fewshot_fewglue_gpu.yaml ;;
+  stash)
+    mkdir -p /tmp/stash && cp -r "$2"/. /tmp/stash/ && ls -l /tmp/stash ;;
+  smollm2)
+    mkdir -p .device/smollm2 && cat /tmp/stash/gguf.part* "$2"/gguf.part* > .device/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    (cd .device/smollm2 && sha256sum -c "$OLDPWD/$2/SHA256SUMS") || exit 1
+    install_wheels .device/whl/*.whl "$2"/*.whl
+    run_grids smollm2 experiments/grids/smollm2_fewshot_gpu.yaml ;;
+  *) echo "usage: $0 grids | stash DIR | smollm2 DIR" >&2; exit 2 ;;
+esac

@@ -100,4 +100,6 @@ def test_train_holdout_reports_val_once_at_the_selected_checkpoint(workdir):
     record = json.loads(record_path.read_text())
     assert record["data"]["selection"] == "train_holdout"
     assert set(record["test"]["cb"]) >= {"acc", "f1_macro", "score"}
+    test_predictions = record["test_predictions"]["cb"]
+    assert len(test_predictions["pred"]) == len(test_predictions["label"]) == len(set(test_predictions["example_idx"])) > 0
     assert len(record["history"]) == 2

@@ -1,0 +1,26 @@
+"""Counts the run records of grid folders by status (scripts/device_gpu.sh's progress line).
+
+    python scripts/count_records.py results/runs/A results/runs/B              -> "<finished> <failed>"
+    python scripts/count_records.py results/runs/A results/runs/B --by-status  -> a line per grid and status
+"""
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+folders = [Path(a) for a in sys.argv[1:] if not a.startswith("--")]
+counts: Counter = Counter()
+for path in (p for folder in folders for p in folder.glob("*.json")):
+    try:
+        counts[(path.parent.name, json.loads(path.read_text()).get("status", "?"))] += 1
+    except (OSError, ValueError):
+        counts[(path.parent.name, "unreadable")] += 1
+if "--by-status" in sys.argv:
+    for (grid, status), n in sorted(counts.items()):
+        print(f"{grid}: {status} {n}")
+else:
+    total = Counter()
+    for (_, status), n in counts.items():
+        total[status] += n
+    print(total["finished"], total["failed"])
