@@ -54,9 +54,9 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
     """Commit SHA and whether the work tree had uncommitted changes (None outside git).
 
-    Outside a git checkout (a copy of a committed tree on a lent GPU machine, say) the SHA
-    comes from ``DP_BENCH_GIT_SHA`` when the caller sets it, and ``git_dirty`` stays None:
-    nothing here can check that copy against the commit.
+    ``DP_BENCH_GIT_SHA``, when set, wins: it is for copies of a committed tree (a lent GPU
+    machine gets one, with a stale ``.git`` beside it that would name an older commit and
+    call the tree dirty). ``git_dirty`` is then None: nothing here can check the copy.
     """
     def run(*args: str) -> str | None:
         try:
@@ -64,9 +64,9 @@ def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return None
 
+    if os.environ.get("DP_BENCH_GIT_SHA"):
+        return {"git_sha": os.environ["DP_BENCH_GIT_SHA"], "git_dirty": None}
     sha = run("rev-parse", "HEAD")
-    if sha is None:
-        return {"git_sha": os.environ.get("DP_BENCH_GIT_SHA") or None, "git_dirty": None}
     status = run("status", "--porcelain", "--untracked-files=no")
     return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
 
