@@ -115,16 +115,20 @@ DECISIONS = ("position", "length", "pool")  # per-example choices of the dynamic
 RESULT_COLUMNS = (
     "file", "status", "error", "grid", "run_task", "task", "method", "backbone", "regime", "seed",
     "selected_epoch", "selected_step", "monitor", "wall_time_s", "trainable_parameters", "finished_at",
-    "prompt", "decisions",
+    "prompt", "decisions", "report", "predictions",
 )
+PREDICTION_KEYS = ("example_idx", "group_idx", "label", "pred")
 
 
 def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]]:
     """The rows of one record: one per task it evaluates, metrics at the selected epoch.
 
-    ``selected.metrics`` (the epoch that model selection chose) is the only source of the
-    numbers, never the per-metric bests in ``metrics``, which may come from different epochs.
-    Raises ValueError naming the file when an identity key or the status is wrong.
+    The reported numbers are those of the checkpoint model selection chose: ``test`` (val.jsonl
+    evaluated once, after selection on a split of train: ``report="test"``) when the record
+    has it, else ``selected.metrics`` (selection and report on the same val.jsonl, as in the
+    paper: ``report="selection"``); never the per-metric bests in ``metrics``, which may come
+    from different epochs. ``predictions`` holds the reported set's per-example labels and
+    predictions. Raises ValueError naming the file when an identity key or the status is wrong.
     """
     missing = [k for k in IDENTITY_KEYS if record.get(k) is None]
     if missing:
@@ -138,10 +142,15 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
     predictions = selected.get("predictions") or {}
     prompt = ((record.get("config") or {}).get("model") or {}).get("prompt")
     rows = []
+    test = record.get("test") or {}
     for task in tasks:
-        prefix = f"val/{task}/"
-        metrics = {k[len(prefix):]: float(v) for k, v in flat.items() if k.startswith(prefix) and v is not None}
-        mine = predictions.get(task) or {}
+        if task in test:
+            metrics = {k: float(v) for k, v in test[task].items() if v is not None}
+            mine = (record.get("test_predictions") or {}).get(task) or {}
+        else:
+            prefix = f"val/{task}/"
+            metrics = {k[len(prefix):]: float(v) for k, v in flat.items() if k.startswith(prefix) and v is not None}
+            mine = predictions.get(task) or {}
         rows.append({
             "file": str(path), "status": status, "error": record.get("error"), "grid": record.get("grid"),
             "run_task": str(record["task"]), "task": task, "method": record["method"],
@@ -151,6 +160,8 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
             "trainable_parameters": record.get("trainable_parameters"),
             "finished_at": record.get("finished_at"), "prompt": prompt,
             "decisions": {k: mine[k] for k in DECISIONS if mine.get(k) is not None},
+            "report": "test" if task in test else "selection",
+            "predictions": {k: mine[k] for k in PREDICTION_KEYS if mine.get(k) is not None},
             **metrics,
         })
     return rows

@@ -2,15 +2,18 @@
 
 Layouts follow Yang et al. 2023 (arXiv 2303.02909): one table per regime (full data,
 few-shot, multitask) and backbone, methods as rows, tasks and their average as columns.
-Each cell is mean ± std over seeds of the task's official score at the epoch that model
-selection chose (``selected.metrics`` of each record), with the seed count; runs that did
-not finish show as such, never as a number. Reference numbers from the paper lineage
+Each cell is mean ± std over seeds of the task's official score on val.jsonl at the epoch
+that model selection chose (the record's ``test`` when selection used a split of train,
+else ``selected.metrics``), with the seed count; runs that did not finish show as such,
+never as a number, and cells with fewer than three seeds are not published. A backbone-
+signal block (majority class, ``linear_probe``, ``fine_tuning``) heads each table. Reference numbers from the paper lineage
 (``experiments/reference/*.csv``) sit under our matching rows, their backbone named.
 
 Outputs in ``--out`` (default ``results/tables``): ``summary.md`` (Markdown for the README),
 ``cells.csv`` / ``runs.csv`` / ``gains.csv`` for other tools, and PNG figures: the
 per-example choices of the dynamic policies (positions of ``adap_ins_pos`` and the like) and
-each dynamic method's paired gain over ``prompt_tuning`` with a 95% confidence interval.
+each dynamic method's paired gain over ``prompt_tuning`` with a 95% interval from a
+bootstrap over seeds and examples (:mod:`dp_bench.paired`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
 
+from dp_bench.paired import Scored, majority_metrics, paired_gain, verdict  # noqa: E402
 from dp_bench.results import DECISIONS, load_results  # noqa: E402
 
 # SuperGLUE order as in the paper's tables; tasks and methods not listed follow by name.
@@ -44,18 +47,31 @@ GROUP_KEYS = ("grid", "regime", "backbone", "mixture")
 RUN_KEYS = ("grid", "regime", "backbone", "method", "run_task", "seed")
 REFERENCE_COLUMNS = ("regime", "method", "task", "metric", "value", "backbone", "source")
 NO_GRID = "(no grid)"
+MIN_SEEDS = 3  # a cell with fewer finished seeds is shown as such, not as a number
+MAJORITY = "majority class"
 AVG = "avg"
 GENERATED_LIST = ".generated"  # names of the files the last render wrote, removed by the next
 
 CAPTION = (
-    "Cells: mean ± std over seeds (n = finished seeds) of the {metric} ×100 on the validation "
-    "set, taken at the epoch that model selection picked (`selected.metrics` in each run "
-    "record, selected by `{monitor}`), not each metric's best epoch. Model selection and "
-    "report use the same dev set, as in the paper. `failed (k)` / `interrupted (k)` count "
-    "runs without a result, `—` means no run. `avg`: per seed the mean over the table's "
-    "tasks, then mean ± std over the seeds that have every task. Official score: CB "
-    "mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy."
+    "Cells: mean ± std over seeds (n = finished seeds) of the {metric} ×100 on the official "
+    "validation set (val.jsonl), taken at the checkpoint that model selection picked (by "
+    "`{monitor}`), not each metric's best epoch; each section states its selection protocol. "
+    "Cells with fewer than {min_seeds} finished seeds show `too few seeds (n=k)`, not a number. "
+    "`failed (k)` / `interrupted (k)` count runs without a result, `—` means no run. `avg`: "
+    "per seed the mean over the table's tasks, then mean ± std over the seeds that have every "
+    "task. Official score: CB mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy. "
+    "Backbone signal: the first rows (`majority class`: always predicting val.jsonl's most "
+    "frequent class; `linear_probe`: a head on the frozen backbone; `fine_tuning`: every "
+    "weight trained) show what the backbone can do on each task; a prompt method that does "
+    "not beat them there has nothing to show."
 )
+PROTOCOLS = {
+    "test": "model selection on a split of train.jsonl (few-shot: another k examples per label, "
+            "disjoint from the training shots; FewGLUE: dev32; full data: a seeded 10% holdout); "
+            "val.jsonl evaluated once, at the selected checkpoint",
+    "selection": "model selection and report on the same val.jsonl, as in the paper (optimistic: "
+                 "the best epoch on the reported set)",
+}
 
 
 # ---------------------------------------------------------------- tidy records
@@ -147,10 +163,16 @@ def _summary(values: pd.Series) -> dict[str, Any]:
     }
 
 
-def format_cell(cell: dict[str, Any] | pd.Series) -> str:
-    """``71.4 ± 2.3 (n=3)``; runs without a result are named, and no run at all is ``—``."""
+def format_cell(cell: dict[str, Any] | pd.Series, min_seeds: int = 1) -> str:
+    """``71.4 ± 2.3 (n=3)``; runs without a result are named, and no run at all is ``—``.
+
+    With fewer than ``min_seeds`` finished seeds the cell says so instead of a number.
+    """
     counts = {k: int(cell[k]) for k in ("n", "failed", "interrupted", "no_metric")}
     missing = [f"{k.replace('_', ' ')} ({counts[k]})" for k in ("failed", "interrupted", "no_metric") if counts[k]]
+    if 0 < counts["n"] < min_seeds:
+        missing.insert(0, f"too few seeds (n={counts['n']})")
+        counts["n"] = 0
     if not counts["n"]:
         return ", ".join(missing) or "—"
     spread = f" ± {cell['std']:.1f}" if counts["n"] > 1 else ""
@@ -169,26 +191,64 @@ def is_dynamic(prompt: dict[str, Any] | None) -> bool:
     )
 
 
-def paired_gains(group: pd.DataFrame, baseline: str, metric: str = "score") -> pd.DataFrame:
-    """Each dynamic method's gain over ``baseline`` per task, paired by seed, with a 95% CI.
+def paired_gains(group: pd.DataFrame, baseline: str, metric: str = "score", n_boot: int = 2000) -> pd.DataFrame:
+    """Each dynamic method's gain over ``baseline`` per task, paired by seed and example.
 
-    ``gain = mean_s(method_s - baseline_s)`` over seeds where both finished, in points
-    (×100); the interval is Student's t on the paired differences (NaN with one pair).
+    ``gain = mean_s(method_s - baseline_s)`` in points (×100) over seeds where both finished,
+    from the recorded scores; the 95% interval is :func:`dp_bench.paired.paired_gain`'s
+    bootstrap over seeds and examples, from the records' per-example predictions (NaN where
+    a record lacks them). ``verdict`` calls it a gain only where the interval excludes zero.
     """
     ok = group[(group["status"] == "finished") & group[metric].notna()]
-    base = ok[ok["method"] == baseline].set_index(["task", "seed"])[metric]
+    base = ok[ok["method"] == baseline].set_index(["task", "seed"])
     dynamic = sorted({r.method for r in ok.itertuples() if r.method != baseline and is_dynamic(r.prompt)})
     rows = []
     for method in _order(dynamic, METHOD_ORDER):
-        mine = ok[ok["method"] == method].set_index(["task", "seed"])[metric]
-        diffs = ((mine - base).dropna() * 100).rename("gain")
-        for task in _order(diffs.index.get_level_values("task"), TASK_ORDER):
-            d = diffs.xs(task, level="task")
-            n, mean = len(d), float(d.mean())
-            half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-            rows.append({"method": method, "task": task, "n": n, "gain_pts": mean,
-                         "ci_low": mean - half, "ci_high": mean + half, "seeds": ",".join(map(str, sorted(d.index)))})
-    return pd.DataFrame(rows, columns=["method", "task", "n", "gain_pts", "ci_low", "ci_high", "seeds"])
+        mine = ok[ok["method"] == method].set_index(["task", "seed"])
+        both = mine.index.intersection(base.index)
+        for task in _order(both.get_level_values("task"), TASK_ORDER):
+            seeds = sorted(s for t, s in both if t == task)
+            diffs = [(mine.loc[(task, s), metric] - base.loc[(task, s), metric]) * 100 for s in seeds]
+            pairs = [(Scored.from_predictions(task, mine.loc[(task, s), "predictions"]),
+                      Scored.from_predictions(task, base.loc[(task, s), "predictions"])) for s in seeds]
+            stats_ = {"ci_low": math.nan, "ci_high": math.nan, "sd_seed_pts": math.nan, "seeds_for_power": math.nan}
+            if all(m is not None and b is not None for m, b in pairs) and metric == "score":
+                stats_ = paired_gain(task, pairs, n_boot=n_boot)
+            rows.append({"method": method, "task": task, "n": len(seeds), "gain_pts": float(np.mean(diffs)),
+                         "ci_low": stats_["ci_low"], "ci_high": stats_["ci_high"],
+                         "verdict": verdict(stats_["ci_low"], stats_["ci_high"]) if len(seeds) >= MIN_SEEDS else "too few seeds",
+                         "sd_seed_pts": stats_["sd_seed_pts"], "seeds_for_power": stats_["seeds_for_power"],
+                         "seeds": ",".join(map(str, seeds))})
+    return pd.DataFrame(rows, columns=["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict",
+                                       "sd_seed_pts", "seeds_for_power", "seeds"])
+
+
+def majority_row(group: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``{task: {metric: value ×100}}`` of always predicting the reported set's majority class."""
+    out = {}
+    for task, rows in group[group["status"] == "finished"].groupby("task"):
+        for predictions in rows["predictions"]:
+            scored = Scored.from_predictions(task, predictions) if isinstance(predictions, dict) else None
+            if scored is not None:
+                out[task] = {k: v * 100 for k, v in majority_metrics(task, scored).items()}
+                break
+    return out
+
+
+def gains_markdown(gains: pd.DataFrame) -> str:
+    """The gains table as printed: interval as ``[low, high]``, power as a seed count."""
+    def seeds_needed(x: float) -> str:
+        return "—" if math.isnan(x) else "∞" if math.isinf(x) else f"{int(x)}"
+
+    shown = pd.DataFrame({
+        "method": gains["method"], "task": gains["task"], "seeds": gains["n"],
+        "gain (points)": gains["gain_pts"].map(lambda x: f"{x:+.2f}"),
+        "95% CI (seeds × examples)": [f"[{lo:+.2f}, {hi:+.2f}]" if not math.isnan(lo) else "—"
+                                      for lo, hi in zip(gains["ci_low"], gains["ci_high"], strict=True)],
+        "verdict": gains["verdict"],
+        "seeds for 80% power": gains["seeds_for_power"].map(seeds_needed),
+    })
+    return shown.to_markdown(index=False)
 
 
 # ---------------------------------------------------------------- tables
@@ -199,14 +259,20 @@ def regime_family(regime: str) -> str:
     return "few_shot" if regime.startswith("few_shot") else regime
 
 
-def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric: str) -> pd.DataFrame:
-    """Display table: a row per method (reference rows under matching ones), a column per task and avg."""
+def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric: str,
+               majority: dict[str, dict[str, float]] | None = None, min_seeds: int = 1) -> pd.DataFrame:
+    """Display table: a row per method (reference rows under matching ones), a column per task and avg.
+
+    ``majority`` (:func:`majority_row`) adds the majority-class row on top.
+    """
     tasks = _order(set(cells["task"]) - {AVG}, TASK_ORDER) + [AVG]
     refs = reference[(reference["metric"] == metric) & reference["regime"].isin([regime, regime_family(regime)])]
     rows: dict[str, dict[str, str]] = {}
+    if majority:
+        rows[MAJORITY] = {t: f"{majority[t][metric]:.1f}" if t in majority and metric in majority[t] else "" for t in tasks}
     for method in _order(cells["method"], METHOD_ORDER):
         mine = cells[cells["method"] == method].set_index("task")
-        rows[method] = {t: format_cell(mine.loc[t]) if t in mine.index else "—" for t in tasks}
+        rows[method] = {t: format_cell(mine.loc[t], min_seeds) if t in mine.index else "—" for t in tasks}
         for (backbone, source), ref in refs[refs["method"] == method].groupby(["backbone", "source"], sort=True):
             values = ref.groupby("task")["value"].first()
             label = f"↳ reported: {backbone}, {source}"
@@ -271,7 +337,8 @@ def plot_gains(gains: pd.DataFrame, baseline: str, title: str, path: Path) -> Pa
         mine = gains[gains["method"] == method].set_index("task").reindex(tasks)
         x = np.arange(len(tasks)) + (i - (len(methods) - 1) / 2) * width
         err = np.vstack([mine["gain_pts"] - mine["ci_low"], mine["ci_high"] - mine["gain_pts"]])
-        ax.bar(x, mine["gain_pts"], width, yerr=np.nan_to_num(err), capsize=2, label=method)
+        # A percentile interval need not contain the point estimate: clip, never a negative bar.
+        ax.bar(x, mine["gain_pts"], width, yerr=np.clip(np.nan_to_num(err), 0, None), capsize=2, label=method)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(tasks)), tasks)
     ax.set_ylabel(f"gain over {baseline} (points)")
@@ -330,7 +397,7 @@ def render(
         "do not edit (rerun `make table`). Backbones are named in every section title; reference "
         "rows (↳) name their own.",
         "",
-        CAPTION.format(metric="official score (or accuracy)", monitor=monitor),
+        CAPTION.format(metric="official score (or accuracy)", monitor=monitor, min_seeds=MIN_SEEDS),
         "",
     ]
     warnings = [*problems, *duplicates]
@@ -341,18 +408,22 @@ def render(
     all_cells, all_gains = [], []
     for key, group in frame.groupby(list(GROUP_KEYS), sort=True):
         grid, regime, backbone, mixture = key
-        title = " · ".join(p for p in (grid, f"{regime} ({mixture})" if mixture else regime, backbone) if p)
+        shown = Path(backbone).name  # a local path (.device/...) is named by its folder or file
+        title = " · ".join(p for p in (grid, f"{regime} ({mixture})" if mixture else regime, shown) if p)
         name = slug(grid, regime, mixture, backbone)
-        lines += [f"## {title}", "", f"Runs: {status_line(group)}.", ""]
+        reports = sorted(set(group.loc[group["status"] == "finished", "report"].dropna()))
+        protocol = "; ".join(PROTOCOLS[r] for r in reports) or "no finished run"
+        lines += [f"## {title}", "", f"Runs: {status_line(group)}. Protocol: {protocol}.", ""]
+        majority = majority_row(group)
         for metric, label in METRICS.items():
             cells = cell_stats(group, metric)
             all_cells.append(cells.assign(**dict(zip(GROUP_KEYS, key, strict=True)), metric=metric))
-            table = wide_table(cells, reference, regime, metric)
-            lines += [f"**{label.capitalize()}** ({backbone})", "", table.to_markdown(), ""]
+            table = wide_table(cells, reference, regime, metric, majority, MIN_SEEDS)
+            lines += [f"**{label.capitalize()}** ({shown})", "", table.to_markdown(), ""]
         gains = paired_gains(group, baseline)
         if not gains.empty:  # an empty frame's object columns would turn concat's floats to objects
             all_gains.append(gains.assign(**dict(zip(GROUP_KEYS, key, strict=True))))
-        figures = [plot_gains(gains, baseline, f"{title}\ngain over {baseline}, 95% CI over seeds (paired)", out / f"{name}__gain.png")]
+        figures = [plot_gains(gains, baseline, f"{title}\ngain over {baseline}, 95% CI (bootstrap over seeds and examples, paired)", out / f"{name}__gain.png")]
         for field in DECISIONS:
             for method in _order(group["method"], METHOD_ORDER):
                 figures.append(plot_decisions(group, field, method, f"{title}\n{method}: chosen {field}", out / f"{name}__{field}__{method}.png"))
@@ -360,8 +431,10 @@ def render(
             written.append(figure)
             lines += [f"![{figure.stem}]({figure.name})", ""]
         if not gains.empty:
-            lines += ["Gains over the baseline (points; 95% CI, paired by seed):", "",
-                      gains.round(2).to_markdown(index=False), ""]
+            lines += [f"Gains over {baseline} (official score points; paired by seed and example; 95% "
+                      "bootstrap interval over seeds and examples; a gain only where it excludes 0; seeds for "
+                      "80% power: what a paired t-test at 5% would need for a difference of this size):", "",
+                      gains_markdown(gains), ""]
     if frame.empty:
         lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
     lines += bench_section(bench_dir)
@@ -369,7 +442,7 @@ def render(
     tables = {
         "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
         "gains.csv": pd.concat(all_gains, ignore_index=True) if all_gains else pd.DataFrame(),
-        "runs.csv": frame.drop(columns=["prompt", "decisions"]).sort_values(["file", "task"]),
+        "runs.csv": frame.drop(columns=["prompt", "decisions", "predictions"]).sort_values(["file", "task"]),
     }
     for filename, table in tables.items():
         table.to_csv(out / filename, index=False, float_format="%.6g")

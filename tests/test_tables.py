@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 
 import pytest
-from scipy import stats
 
 from dp_bench import tables
 from dp_bench.results import load_results
@@ -75,15 +73,35 @@ def test_cells_show_missing_and_failed_never_zero(runs):
     assert tables.format_cell(cells.loc[("p_tuning_v2", "cb")]) == "—"
 
 
-def test_paired_gains_with_t_interval(runs):
+def rte_record(method: str, seed: int, pred: list[int], label: list[int], prompt=None) -> dict:
+    """A record whose score is what its per-example predictions give (RTE: accuracy)."""
+    acc = sum(p == t for p, t in zip(pred, label, strict=True)) / len(label)
+    record = make_record("rte", method, seed, scores={"rte": acc}, prompt=prompt)
+    record["selected"]["predictions"]["rte"] |= {"label": label, "pred": pred, "example_idx": list(range(len(label)))}
+    return record
+
+
+def test_paired_gains_bootstrap_over_seeds_and_examples(tmp_path):
+    label = [0, 1] * 50
+    for seed in range(3):
+        base = [(t if (i + seed) % 2 else 1 - t) for i, t in enumerate(label)]  # half right
+        better = [t if i < 10 + seed else p for i, (p, t) in enumerate(zip(base, label, strict=True))]
+        write(tmp_path / "g", f"pt{seed}.json", rte_record("prompt_tuning", seed, base, label))
+        write(tmp_path / "g", f"dp{seed}.json", rte_record("adap_ins_pos", seed, better, label, DYNAMIC))
+    frame, _ = tables.prepare(load_results(tmp_path)[0])
+    row = tables.paired_gains(frame, "prompt_tuning", n_boot=500).set_index(["method", "task"]).loc[("adap_ins_pos", "rte")]
+    expected = [100 * sum(1 for i in range(10 + s) if (i + s) % 2 == 0) / 100 for s in range(3)]  # 5, 5, 6 points
+    assert row["n"] == 3 and row["gain_pts"] == pytest.approx(statistics.mean(expected))
+    assert 0 < row["ci_low"] < row["gain_pts"] < row["ci_high"] and row["verdict"] == "gain"
+    assert row["seeds_for_power"] >= 2
+
+
+def test_paired_gains_with_too_few_seeds_give_no_verdict(runs):
     frame, _ = tables.prepare(load_results(runs)[0])
     gains = tables.paired_gains(frame[frame["grid"] == "g"], "prompt_tuning").set_index(["method", "task"])
     assert set(gains.index) == {("adap_ins_pos", "cb"), ("adap_ins_pos", "rte")}  # fine_tuning is not dynamic
-    diffs = [(DP["cb"][s] - PT["cb"][s]) * 100 for s in range(2)]  # paired by seed: 10, 4
-    row = gains.loc[("adap_ins_pos", "cb")]
-    half = stats.t.ppf(0.975, 1) * statistics.stdev(diffs) / math.sqrt(2)
-    assert row["n"] == 2 and row["gain_pts"] == pytest.approx(7.0)
-    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(7.0 - half), pytest.approx(7.0 + half))
+    row = gains.loc[("adap_ins_pos", "cb")]  # paired by seed: 10 and 4 points
+    assert row["n"] == 2 and row["gain_pts"] == pytest.approx(7.0) and row["verdict"] == "too few seeds"
 
 
 def test_render_writes_summary_csv_and_figures(runs, tmp_path, capsys):
@@ -104,7 +122,9 @@ def test_render_writes_summary_csv_and_figures(runs, tmp_path, capsys):
     assert "## g · full · bb" in text and "## m · multitask (cb+rte) · bb" in text
     assert "70.0 ± 10.0 (n=3)" in text and "failed (1)" in text and "interrupted (1)" in text
     assert "↳ reported: t5-large, Somebody 2023 Table 9" in text and "67.9" in text and "11.1" not in text
-    assert "selected.metrics" in text
+    assert "Protocol: model selection and report on the same val.jsonl" in text
+    assert "too few seeds (n=2), failed (1)" in text  # adap_ins_pos on CB: 2 seeds finished
+    assert "| majority class " in text  # the backbone-signal block starts with it
     pngs = sorted(p.name for p in out.glob("*.png") if p.name != "stale.png")
     assert "g__full__bb__gain.png" in pngs and "g__full__bb__position__adap_ins_pos.png" in pngs
     for name in pngs:

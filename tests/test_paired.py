@@ -1,0 +1,83 @@
+"""Paired bootstrap: vectorised official metrics equal TaskMetrics; intervals behave."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dp_bench.data.tasks import get_task
+from dp_bench.metrics import TaskMetrics
+from dp_bench.paired import Scored, majority_metrics, official_metrics, paired_gain, verdict
+
+
+def predictions(task: str, n: int, seed: int, accuracy: float = 0.6, groups: int | None = None) -> dict:
+    rng = np.random.default_rng(seed)
+    classes = get_task(task).num_labels
+    label = rng.integers(0, classes, n)
+    pred = np.where(rng.random(n) < accuracy, label, rng.integers(0, classes, n))
+    group = np.sort(rng.integers(0, groups, n)) if groups else np.arange(n)
+    order = rng.permutation(n)  # records list rows in evaluation order, not by id
+    return {"example_idx": order.tolist(), "group_idx": group[order].tolist(),
+            "label": label[order].tolist(), "pred": pred[order].tolist()}
+
+
+def torchmetrics_values(task: str, p: dict) -> dict[str, float]:
+    metrics = TaskMetrics(get_task(task))
+    metrics.update(torch.tensor(p["pred"]), torch.tensor(p["label"]), torch.tensor(p["group_idx"]))
+    return metrics.compute()
+
+
+@pytest.mark.parametrize("task,groups", [("cb", None), ("rte", None), ("multirc", 40), ("copa", None)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_official_metrics_equal_taskmetrics(task, groups, seed):
+    p = predictions(task, 150, seed, groups=groups)
+    ours = official_metrics(task, Scored.from_predictions(task, p))
+    for name, value in torchmetrics_values(task, p).items():
+        assert ours[name][0] == pytest.approx(value, abs=1e-6), name
+
+
+def test_macro_f1_leaves_out_a_class_nobody_has():
+    p = {"label": [0, 0, 1, 1], "pred": [0, 1, 1, 1]}  # CB's third class never occurs
+    ours = official_metrics("cb", Scored.from_predictions("cb", p))["f1_macro"][0]
+    assert ours == pytest.approx(torchmetrics_values("cb", p | {"group_idx": [0, 1, 2, 3]})["f1_macro"])
+
+
+def test_multirc_resamples_whole_questions():
+    scored = Scored.from_predictions("multirc", predictions("multirc", 90, 0, groups=30))
+    assert scored.num_units == len(set(scored.unit.tolist())) <= 30
+
+
+def test_majority_of_the_evaluation_labels():
+    p = {"label": [1, 1, 1, 0], "pred": [0, 0, 0, 0]}
+    assert majority_metrics("rte", Scored.from_predictions("rte", p))["acc"] == pytest.approx(0.75)
+
+
+def test_identical_methods_gain_nothing_with_a_zero_interval():
+    runs = [Scored.from_predictions("rte", predictions("rte", 200, s)) for s in range(3)]
+    gain = paired_gain("rte", [(r, r) for r in runs], n_boot=200)
+    assert (gain["gain_pts"], gain["ci_low"], gain["ci_high"]) == (0.0, 0.0, 0.0)
+    assert gain["seeds_for_power"] == math.inf and verdict(gain["ci_low"], gain["ci_high"]) == "no detectable difference"
+
+
+def test_a_method_right_everywhere_the_baseline_is_gains_with_an_interval_above_zero():
+    pairs = []
+    for s in range(3):
+        base = predictions("rte", 300, s, accuracy=0.3)
+        better = base | {"pred": base["label"]}  # right on every example
+        pairs.append((Scored.from_predictions("rte", better), Scored.from_predictions("rte", base)))
+    gain = paired_gain("rte", pairs, n_boot=300)
+    points = [100 * (1 - official_metrics("rte", b)["acc"][0]) for _, b in pairs]
+    assert gain["gain_pts"] == pytest.approx(np.mean(points))
+    assert 0 < gain["ci_low"] < gain["gain_pts"] < gain["ci_high"] and verdict(gain["ci_low"], gain["ci_high"]) == "gain"
+    sd = np.std(points, ddof=1)
+    assert gain["seeds_for_power"] == max(2, math.ceil(((1.959964 + 0.841621) * sd / gain["gain_pts"]) ** 2))
+
+
+def test_pairs_on_different_examples_are_refused():
+    a = Scored.from_predictions("rte", predictions("rte", 50, 0))
+    b = Scored.from_predictions("rte", predictions("rte", 51, 0))
+    with pytest.raises(ValueError, match="different examples"):
+        paired_gain("rte", [(a, b)])
