@@ -49,6 +49,9 @@ REFERENCE_COLUMNS = ("regime", "method", "task", "metric", "value", "backbone", 
 NO_GRID = "(no grid)"
 MIN_SEEDS = 3  # a cell with fewer finished seeds is shown as such, not as a number
 MAJORITY = "majority class"
+REGIME_FAMILIES = (("full", "Full data"), ("few_shot", "Few-shot"), ("multitask", "Multitask"))
+FAMILY_GRIDS = {"full": "paper_full", "few_shot": "paper_fewshot", "multitask": "paper_multitask"}
+README_SUMMARY = "readme.md"  # summary.md without figures: what `make table` puts in the README
 AVG = "avg"
 GENERATED_LIST = ".generated"  # names of the files the last render wrote, removed by the next
 
@@ -406,14 +409,60 @@ def render(
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
     all_cells, all_gains = [], []
-    for key, group in frame.groupby(list(GROUP_KEYS), sort=True):
+    groups = list(frame.groupby(list(GROUP_KEYS), sort=True)) if not frame.empty else []
+    families = dict(REGIME_FAMILIES)
+    for family in [*families, *sorted({regime_family(k[1]) for k, _ in groups} - set(families))]:
+        mine = [(k, g) for k, g in groups if regime_family(k[1]) == family]
+        lines += [f"## {families.get(family, family)}", ""]
+        if not mine:
+            lines += [f"No records yet: `dp-bench grid --config experiments/grids/{FAMILY_GRIDS.get(family, 'smoke')}.yaml`.", ""]
+        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written)
+    if frame.empty:
+        lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
+    lines += bench_section(bench_dir)
+    columns = [*GROUP_KEYS, "metric", "method", "task", "mean", "std", "n", "failed", "interrupted", "no_metric"]
+    tables = {
+        "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
+        "gains.csv": pd.concat(all_gains, ignore_index=True) if all_gains else pd.DataFrame(),
+        "runs.csv": frame.drop(columns=["prompt", "decisions", "predictions"]).sort_values(["file", "task"]),
+    }
+    for filename, table in tables.items():
+        table.to_csv(out / filename, index=False, float_format="%.6g")
+        written.append(out / filename)
+    summary = out / "summary.md"
+    summary.write_text("\n".join(lines))
+    # The README gets the same text without the figures (they stay in summary.md).
+    short = out / README_SUMMARY
+    short.write_text("\n".join(without_figures(lines, summary.name)))
+    written += [summary, short]
+    (out / GENERATED_LIST).write_text("\n".join(sorted(p.name for p in written)) + "\n")
+    return summary
+
+
+def without_figures(lines: list[str], full: str) -> list[str]:
+    """``lines`` minus the figure lines (and the blank line after each), a pointer in front."""
+    kept, skip = [], False
+    for line in lines:
+        if skip and not line:
+            skip = False
+            continue
+        skip = line.startswith("![")
+        if not skip:
+            kept.append(line)
+    return kept[:2] + [f"Figures (chosen positions, lengths and pool members; gains): `{full}` beside this file.", ""] + kept[2:]
+
+
+def group_sections(groups, reference, baseline, out, all_cells, all_gains, written) -> list[str]:
+    """One section per (grid, regime, backbone, mixture): tables, figures and gains."""
+    lines = []
+    for key, group in groups:
         grid, regime, backbone, mixture = key
         shown = Path(backbone).name  # a local path (.device/...) is named by its folder or file
         title = " · ".join(p for p in (grid, f"{regime} ({mixture})" if mixture else regime, shown) if p)
         name = slug(grid, regime, mixture, backbone)
         reports = sorted(set(group.loc[group["status"] == "finished", "report"].dropna()))
         protocol = "; ".join(PROTOCOLS[r] for r in reports) or "no finished run"
-        lines += [f"## {title}", "", f"Runs: {status_line(group)}. Protocol: {protocol}.", ""]
+        lines += [f"### {title}", "", f"Runs: {status_line(group)}. Protocol: {protocol}.", ""]
         majority = majority_row(group)
         for metric, label in METRICS.items():
             cells = cell_stats(group, metric)
@@ -435,23 +484,7 @@ def render(
                       "bootstrap interval over seeds and examples; a gain only where it excludes 0; seeds for "
                       "80% power: what a paired t-test at 5% would need for a difference of this size):", "",
                       gains_markdown(gains), ""]
-    if frame.empty:
-        lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
-    lines += bench_section(bench_dir)
-    columns = [*GROUP_KEYS, "metric", "method", "task", "mean", "std", "n", "failed", "interrupted", "no_metric"]
-    tables = {
-        "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
-        "gains.csv": pd.concat(all_gains, ignore_index=True) if all_gains else pd.DataFrame(),
-        "runs.csv": frame.drop(columns=["prompt", "decisions", "predictions"]).sort_values(["file", "task"]),
-    }
-    for filename, table in tables.items():
-        table.to_csv(out / filename, index=False, float_format="%.6g")
-        written.append(out / filename)
-    summary = out / "summary.md"
-    summary.write_text("\n".join(lines))
-    written.append(summary)
-    (out / GENERATED_LIST).write_text("\n".join(sorted(p.name for p in written)) + "\n")
-    return summary
+    return lines
 
 
 def bench_section(bench_dir: str | Path | None) -> list[str]:
@@ -505,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dp-bench table: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {summary}")
-    if cfg.readme and embed_in_readme(cfg.readme, summary):
+    if cfg.readme and embed_in_readme(cfg.readme, summary.parent / README_SUMMARY):
         print(f"embedded it in {cfg.readme}")
     return 0
 

@@ -119,7 +119,12 @@ def test_render_writes_summary_csv_and_figures(runs, tmp_path, capsys):
     text = summary.read_text()
     assert "broken.json" in text and "broken.json" in capsys.readouterr().err
     assert "cb_pt_0_old.json" in text  # the duplicate is reported, and ignored
-    assert "## g · full · bb" in text and "## m · multitask (cb+rte) · bb" in text
+    assert "### g · full · bb" in text and "### m · multitask (cb+rte) · bb" in text
+    assert text.index("## Full data") < text.index("### g · full") < text.index("## Few-shot") < text.index("## Multitask") < text.index("### m ·")
+    short = (out / "readme.md").read_text()
+    assert "![" not in short and "Figures (chosen positions" in short  # the README's copy: no figures
+    assert [x for x in short.splitlines() if x and not x.startswith("Figures (")] == [
+        x for x in text.splitlines() if x and not x.startswith("![")]
     assert "70.0 ± 10.0 (n=3)" in text and "failed (1)" in text and "interrupted (1)" in text
     assert "↳ reported: t5-large, Somebody 2023 Table 9" in text and "67.9" in text and "11.1" not in text
     assert "Protocol: model selection and report on the same val.jsonl" in text
@@ -160,6 +165,15 @@ def test_shipped_reference_files_load():
 def test_main_with_no_records(tmp_path):
     assert tables.main(["--runs", str(tmp_path / "none"), "--out", str(tmp_path / "out"), "--reference", str(tmp_path)]) == 0
     assert "No run records to show yet" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_main_embeds_the_figure_free_summary_in_the_readme(runs, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{tables.README_BEGIN}\nold\n{tables.README_END}\n")
+    out = tmp_path / "results" / "tables"
+    assert tables.main(["--runs", str(runs), "--out", str(out), "--reference", str(tmp_path), "--readme", str(readme)]) == 0
+    inside = readme.read_text().split(tables.README_BEGIN + "\n", 1)[1].split("\n" + tables.README_END, 1)[0]
+    assert inside == (out / "readme.md").read_text().rstrip() and "### g · full · bb" in inside and "![" not in inside
 
 
 def test_bench_reports_are_included(tmp_path):
