@@ -66,6 +66,11 @@ class PromptTuningModule(L.LightningModule):
             tokenizer = load_tokenizer(backbone)
             verbalizers = [verbalizer_token_ids(tokenizer, list(t.verbalizer)) for t in self.task_specs]
         self.net = PromptedModel(core, self.prompt_config, [t.num_labels for t in self.task_specs], verbalizers)
+        if not any(p.requires_grad for p in self.net.parameters()):
+            raise ValueError(
+                f"method {method!r} trains nothing on the {core.kind} backbone {backbone!r}: its verbalizer head "
+                "reads the LM's own token scores and has no weights (use prompt_tuning, p_tuning_v2 or fine_tuning)"
+            )
         # Checkpoints hold trainable parameters only (see on_save_checkpoint).
         self.strict_loading = False
         self._outputs: dict[str, list[dict]] = defaultdict(list)

@@ -202,3 +202,19 @@ def test_bad_configs_name_the_field():
         PromptConfig(length=4, position="split", split=5)
     with pytest.raises(ValueError, match="position"):
         PromptConfig(depth="deep", position="instance")
+
+
+@pytest.mark.parametrize("method,trains", [("linear_probe", False), ("prompt_tuning", True)])
+def test_a_method_that_trains_nothing_is_refused_before_any_data_loads(method, trains, monkeypatch):
+    """linear_probe on a causal LM: the verbalizer head has no weights of its own."""
+    from dp_bench import module
+    from tests.tiny import tiny_llama
+
+    monkeypatch.setattr(module, "load_backbone", lambda name, kind=None: tiny_llama())
+    monkeypatch.setattr(module, "load_tokenizer", lambda name: None)
+    monkeypatch.setattr(module, "verbalizer_token_ids", lambda tokenizer, words: list(range(len(words))))
+    if trains:
+        module.PromptTuningModule("tiny-llama", method=method)
+    else:
+        with pytest.raises(ValueError, match="trains nothing on the causal backbone"):
+            module.PromptTuningModule("tiny-llama", method=method)
