@@ -116,6 +116,19 @@ def test_load_results_rows_per_task_at_selected_epoch(tmp_path):
     assert rows["c.json", "rte"].status == "failed" and rows["c.json", "rte"].score != rows["c.json", "rte"].score  # NaN
 
 
+def test_records_with_a_test_evaluation_report_it_not_the_selection_split(tmp_path):
+    record = make_record("cb", scores={"cb": 0.9})  # 0.9 on the held-out selection split
+    record["test"] = {"cb": {"acc": 0.6, "f1_macro": 0.4, "score": 0.5}}
+    record["test_predictions"] = {"cb": {"example_idx": [0, 1, 2], "label": [0, 1, 2], "pred": [0, 1, 1], "position": [2, 0, 1]}}
+    write(tmp_path, "held.json", record)
+    write(tmp_path, "val.json", make_record("cb", "adap_ins_pos", scores={"cb": 0.8}))
+    rows = {Path(r.file).name: r for r in load_results(tmp_path)[0].itertuples()}
+    assert (rows["held.json"].score, rows["held.json"].report) == (pytest.approx(0.5), "test")
+    assert rows["held.json"].predictions == {"example_idx": [0, 1, 2], "label": [0, 1, 2], "pred": [0, 1, 1]}
+    assert rows["held.json"].decisions == {"position": [2, 0, 1]}
+    assert (rows["val.json"].score, rows["val.json"].report) == (pytest.approx(0.8), "selection")
+
+
 def test_load_results_empty_dir_has_columns(tmp_path):
     frame, problems = load_results(tmp_path)
     assert frame.empty and problems == []
