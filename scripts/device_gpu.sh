@@ -2,22 +2,26 @@
 # Grid runs on a lent GPU machine (15 minutes of device time a session), prepared in advance.
 # Every run is a committed `dp-bench grid` command; the records come back in $OUT/<name>.tgz.
 #
+#   scripts/device_gpu.sh stash DIR      copies a carried folder to /tmp/stash/ (kept while the
+#                                        machine stays warm, 30 s after a call): one call
+#                                        carries 64 MiB with the tracked tree (16 MiB now)
 #   scripts/device_gpu.sh grids          the MiniLM few-shot grids (paper_fewshot_gpu, then
 #                                        paper_fewshot_fewglue_gpu), SHARDS shards at once on
 #                                        the one GPU, stopped after GRID_SECONDS
-#   scripts/device_gpu.sh stash DIR      copies a carried folder to /tmp/stash (kept while the
-#                                        machine stays warm: the SmolLM2 GGUF is 94 MiB, one
-#                                        call carries 64 MiB, so it travels in two halves)
-#   scripts/device_gpu.sh smollm2 DIR    joins /tmp/stash's half and DIR's into
+#   scripts/device_gpu.sh smollm2 DIR    joins the stashed .device-smol-a half and DIR's into
 #                                        .device/smollm2/ and runs smollm2_fewshot_gpu
 #
-# Needs the ignored folder .device/ (scripts/prepare_device.sh): wheels the machine lacks,
-# all-MiniLM-L6-v2 in half precision, the SuperGLUE train/val and FewGLUE files.
-# Records carry DP_BENCH_GIT_SHA (the tree there is a copy without .git): set it.
+# The calls, each carrying (scripts/prepare_device.sh builds these ignored folders):
+#   1. .device/all-MiniLM-L6-v2-fp16          stash .device/all-MiniLM-L6-v2-fp16
+#   2. .device/whl .device/superglue          DP_BENCH_GIT_SHA=<sent commit> ... grids
+#   3. .device-smol-a                         stash .device-smol-a
+#   4. .device-smol-b .device/whl .device/superglue
+#                                             DP_BENCH_GIT_SHA=<sent commit> ... smollm2 .device-smol-b
+# Set DP_BENCH_GIT_SHA: the tree there is a copy whose .git, if any, is not your checkout.
 set -u
 OUT=${OUT:-/tmp/out}
 GRID_SECONDS=${GRID_SECONDS:-450}
-SHARDS=${SHARDS:-14}
+SHARDS=${SHARDS:-16}
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 
@@ -56,12 +60,13 @@ run_grids() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 case "${1:-}" in
   grids)
+    [ -e .device/all-MiniLM-L6-v2-fp16 ] || ln -s /tmp/stash/all-MiniLM-L6-v2-fp16 .device/all-MiniLM-L6-v2-fp16
     install_wheels .device/whl/*.whl
     run_grids minilm experiments/grids/paper_fewshot_gpu.yaml experiments/grids/paper_fewshot_fewglue_gpu.yaml ;;
   stash)
-    mkdir -p /tmp/stash && cp -r "$2"/. /tmp/stash/ && ls -l /tmp/stash ;;
+    mkdir -p /tmp/stash && cp -r "$2" /tmp/stash/ && ls -la /tmp/stash ;;
   smollm2)
-    mkdir -p .device/smollm2 && cat /tmp/stash/gguf.part* "$2"/gguf.part* > .device/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    mkdir -p .device/smollm2 && cat /tmp/stash/.device-smol-a/gguf.part* "$2"/gguf.part* > .device/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
     (cd .device/smollm2 && sha256sum -c "$OLDPWD/$2/SHA256SUMS") || exit 1
     install_wheels .device/whl/*.whl "$2"/*.whl
     run_grids smollm2 experiments/grids/smollm2_fewshot_gpu.yaml ;;
