@@ -449,7 +449,7 @@ def without_figures(lines: list[str], full: str) -> list[str]:
         skip = line.startswith("![")
         if not skip:
             kept.append(line)
-    return kept[:2] + [f"Figures (chosen positions, lengths and pool members; gains): `{full}` beside this file.", ""] + kept[2:]
+    return kept[:2] + [f"Figures (chosen positions, lengths and pool members; gains): [{full}]({full}).", ""] + kept[2:]
 
 
 def group_sections(groups, reference, baseline, out, all_cells, all_gains, written) -> list[str]:
@@ -510,9 +510,10 @@ def embed_in_readme(readme: str | Path, summary: Path) -> bool:
     text = readme.read_text()
     if README_BEGIN not in text or README_END not in text:
         return False
-    # Figures are linked relative to the summary; from the README they sit under its folder.
+    # Figures and the full summary are linked relative to the summary; from the README they
+    # sit under its folder.
     folder = Path(os.path.relpath(summary.parent.resolve(), readme.parent.resolve())).as_posix()
-    body = re.sub(r"\]\(([^)/]+\.png)\)", lambda m: f"]({folder}/{m.group(1)})", summary.read_text())
+    body = re.sub(r"\]\(([^)/]+\.(?:png|md))\)", lambda m: f"]({folder}/{m.group(1)})", summary.read_text())
     head, rest = text.split(README_BEGIN, 1)
     tail = rest.split(README_END, 1)[1]
     readme.write_text(f"{head}{README_BEGIN}\n{body.rstrip()}\n{README_END}{tail}")

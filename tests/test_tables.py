@@ -173,7 +173,9 @@ def test_main_embeds_the_figure_free_summary_in_the_readme(runs, tmp_path):
     out = tmp_path / "results" / "tables"
     assert tables.main(["--runs", str(runs), "--out", str(out), "--reference", str(tmp_path), "--readme", str(readme)]) == 0
     inside = readme.read_text().split(tables.README_BEGIN + "\n", 1)[1].split("\n" + tables.README_END, 1)[0]
-    assert inside == (out / "readme.md").read_text().rstrip() and "### g · full · bb" in inside and "![" not in inside
+    short = (out / "readme.md").read_text().rstrip()
+    assert inside == short.replace("](summary.md)", "](results/tables/summary.md)")
+    assert "### g · full · bb" in inside and "![" not in inside and "[summary.md](results/tables/summary.md)" in inside
 
 
 def test_bench_reports_are_included(tmp_path):
