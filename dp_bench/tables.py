@@ -452,8 +452,14 @@ def without_figures(lines: list[str], full: str) -> list[str]:
     return kept[:2] + [f"Figures (chosen positions, lengths and pool members; gains): [{full}]({full}).", ""] + kept[2:]
 
 
-def group_sections(groups, reference, baseline, out, all_cells, all_gains, written) -> list[str]:
-    """One section per (grid, regime, backbone, mixture): tables, figures and gains."""
+def group_sections(
+    groups: list[tuple[tuple, pd.DataFrame]], reference: pd.DataFrame, baseline: str, out: Path,
+    all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame], written: list[Path],
+) -> list[str]:
+    """One section per (grid, regime, backbone, mixture): tables, figures and gains.
+
+    Appends to ``all_cells`` / ``all_gains`` (for the CSVs) and ``written`` (the files made).
+    """
     lines = []
     for key, group in groups:
         grid, regime, backbone, mixture = key
