@@ -5,9 +5,10 @@ few-shot, multitask) and backbone, methods as rows, tasks and their average as c
 Each cell is mean ± std over seeds of the task's official score on val.jsonl at the epoch
 that model selection chose (the record's ``test`` when selection used a split of train,
 else ``selected.metrics``), with the seed count; runs that did not finish show as such,
-never as a number, and cells with fewer than three seeds are not published. A backbone-
-signal block (majority class, ``linear_probe``, ``fine_tuning``) heads each table. Reference numbers from the paper lineage
-(``experiments/reference/*.csv``) sit under our matching rows, their backbone named.
+never as a number, and cells with fewer than three seeds are not published. A
+backbone-signal block (majority class, ``linear_probe``, ``fine_tuning``) heads each table.
+Reference numbers from the paper lineage (``experiments/reference/*.csv``) sit under our
+matching rows, their backbone named.
 
 Outputs in ``--out`` (default ``results/tables``): ``summary.md`` (Markdown for the README),
 ``cells.csv`` / ``runs.csv`` / ``gains.csv`` for other tools, and PNG figures: the

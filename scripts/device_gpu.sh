@@ -46,7 +46,7 @@ run_grids() {
     read -r done failed <<< "$(python3 scripts/count_records.py "${dirs[@]}")"
     echo "[$SECONDS s] finished $done, failed $failed"
     if [ "$failed" -ge 4 ] && [ "$done" -eq 0 ]; then
-      echo "runs fail and none finishes: stopping"; for d in "${dirs[@]}"; do tail -n 25 "$d"/logs/*.err; done 2>/dev/null | tail -n 50 | tail -n 40
+      echo "runs fail and none finishes: stopping"; for d in "${dirs[@]}"; do tail -n 25 "$d"/logs/*.err; done 2>/dev/null | tail -n 40
       break
     fi
   done

@@ -5,7 +5,7 @@
 #   .device/           wheels, all-MiniLM-L6-v2 in half precision, SuperGLUE train/val + FewGLUE
 #   .device-smol-a/    the first 60 MB of the SmolLM2 GGUF (a call carries at most 64 MiB)
 #   .device-smol-b/    the rest, its SHA-256, and the gguf wheel
-# (list .device-smol-*/ in .git/info/exclude: they must never be committed)
+# (.gitignore lists all three: they must never be committed)
 set -euo pipefail
 DATA=${DP_BENCH_DATA:-../shared/superglue}
 rm -rf .device && mkdir -p .device/whl .device/superglue
