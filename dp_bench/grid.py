@@ -1,10 +1,10 @@
 """Comparison grids: a cartesian product of ``dp-bench fit`` runs, run one after another.
 
 ``dp-bench grid --config experiments/grids/smoke.yaml`` expands tasks x methods x seeds x
-regimes x backbones into runs, each exactly the ``dp-bench fit`` command that
+regimes x backbones (x search settings) into runs, each exactly the ``dp-bench fit`` command that
 ``--dry-run`` prints, and runs every one in its own Python process, so a crash or an
 out-of-memory kill ends that run only. Each run's record path is deterministic
-(``<runs_dir>/<grid>/<task>__<method>__<regime>__<backbone>__s<seed>.json``), which makes
+(``<runs_dir>/<grid>/<task>__<method>__<regime>__<backbone>__s<seed>[__<setting>].json``), which makes
 the grid resumable (finished runs are skipped, interrupted ones redone or resumed from
 their last checkpoint) and shardable (``--shard i/n`` takes runs i, i+n, ...), the way
 peft's ``method_comparison`` keeps one result file per experiment.
@@ -37,7 +37,7 @@ Runner = Callable[[list[str], Path, Path], int]
 # Flags the grid sets itself for every run; an override of one would make record names lie.
 RESERVED_KEYS = frozenset({
     "config", "seed_everything", "data.seed", "model.backbone", "data.backbone", "data.tasks",
-    "model.tasks", "record.path", "record.grid", "record.dir", "ckpt_path",
+    "model.tasks", "record.path", "record.grid", "record.dir", "record.setting", "ckpt_path",
 })
 # Written into the placeholder record that marks a run as started (see ``run_grid``).
 GRID_WRITER = "dp-bench grid"
@@ -60,6 +60,12 @@ class GridSpec:
         backbones: values of ``--model.backbone``.
         overrides: flags added to every run after the config files: a mapping of dotted
             keys to values (``data.limit_train_examples: 64``) or a list of CLI arguments.
+        search: a hyperparameter search with the same budget for every method: each mapping
+            of dotted keys to values is one setting that every cell (task, method, seed) runs,
+            after ``overrides``. ``{}`` is the grid as configured and keeps the plain record
+            name; another setting appends its label (``{model.lr_scale: 3.0}``: ``__lr_scale3.0``)
+            and is recorded as the run's ``setting``. ``dp-bench table`` then picks, per method
+            and task, the setting with the best mean score on the model-selection split.
         runs_dir: folder that holds one folder of run records per grid.
         configs_dir: folder with the ``tasks/``, ``regimes/`` and ``methods/`` configs.
     """
@@ -72,6 +78,7 @@ class GridSpec:
     group_regime: str = "multitask"
     backbones: list[str] = field(default_factory=lambda: ["all-MiniLM-L6-v2"])
     overrides: dict[str, Any] | list[str] = field(default_factory=dict)
+    search: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     runs_dir: str = "results/runs"
     configs_dir: str = "experiments"
 
@@ -92,6 +99,19 @@ class GridSpec:
         for key in self.override_keys():
             if key in RESERVED_KEYS:
                 raise ValueError(f"grid {self.name}: overrides may not set {key!r}; the grid sets it for each run")
+        if not self.search:
+            raise ValueError(f"grid {self.name}: search is empty; [{{}}] runs the grid as configured")
+        for setting in self.search:
+            for key in setting:
+                if key in RESERVED_KEYS or key in self.override_keys():
+                    why = "the grid sets it for each run" if key in RESERVED_KEYS else "overrides sets it too"
+                    raise ValueError(f"grid {self.name}: search may not set {key!r}; {why}")
+            if not _SAFE_NAME.fullmatch(setting_label(setting) or "x"):
+                raise ValueError(f"grid {self.name}: search setting {setting} gives the label {setting_label(setting)!r}; "
+                                 "use values of letters, digits and . _ + - only (it names record files)")
+        labels = [setting_label(s) for s in self.search]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"grid {self.name}: search lists the setting {Counter(labels).most_common(1)[0][0] or '{}'!r} twice")
 
     def override_keys(self) -> list[str]:
         """The dotted keys that ``overrides`` sets."""
@@ -104,10 +124,21 @@ class GridSpec:
         return keys
 
     def override_args(self) -> list[str]:
-        """``overrides`` as CLI arguments (strings go raw, other values as JSON, which YAML reads)."""
+        """``overrides`` as CLI arguments (see :func:`cli_args`)."""
         if isinstance(self.overrides, list):
             return list(self.overrides)
-        return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in self.overrides.items()]
+        return cli_args(self.overrides)
+
+
+def cli_args(values: dict[str, Any]) -> list[str]:
+    """Dotted keys and values as CLI arguments (strings go raw, other values as JSON, which YAML reads)."""
+    return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in values.items()]
+
+
+def setting_label(setting: dict[str, Any]) -> str:
+    """A search setting's name in record files: ``{model.lr_scale: 3.0}`` -> ``lr_scale3.0``; ``{}`` -> ``""``."""
+    return "__".join(f"{key.rsplit('.', 1)[-1]}{json.dumps(value) if not isinstance(value, str) else value}"
+                     for key, value in setting.items())
 
 
 @dataclass(frozen=True)
@@ -123,6 +154,7 @@ class Run:
     configs: tuple[Path, ...]
     extra_args: tuple[str, ...]
     record_path: Path
+    setting: str = ""  # the search setting's label; "" for the grid as configured
 
     @property
     def task(self) -> str:
@@ -159,7 +191,7 @@ def backbone_short(backbone: str) -> str:
 
 
 def expand(spec: GridSpec) -> list[Run]:
-    """Every run of the grid, in order regime, backbone, seed, task, method.
+    """Every run of the grid, in order regime, backbone, seed, task, method, search setting.
 
     Seeds come before tasks and methods so that a partly done grid already has one seed of
     every cell. Raises ValueError naming a missing config file or a record name collision.
@@ -178,16 +210,23 @@ def expand(spec: GridSpec) -> list[Run]:
         for name in tasks:
             config_file("tasks", name)
     extra = tuple(spec.override_args())
+    settings = [(setting_label(s), tuple(cli_args(s))) for s in spec.search]
     runs = []
     for regime, backbone, seed in itertools.product(dict.fromkeys(r for _, r in entries), spec.backbones, spec.seeds):
-        for tasks, method in itertools.product([t for t, r in entries if r == regime], spec.methods):
+        cells = itertools.product([t for t, r in entries if r == regime], spec.methods, settings)
+        for tasks, method, (label, setting_args) in cells:
             # A group has no task config of its own: the regime config and --data.tasks say it all.
             files = [config_file("tasks", tasks[0])] if len(tasks) == 1 else []
             files += [config_file("regimes", regime), config_file("methods", method)]
             stem = f"{'+'.join(tasks)}__{method}__{regime}__{backbone_short(backbone)}__s{seed}"
+            args = extra
+            if label:
+                stem += f"__{label}"
+                args += (*setting_args, f"--record.setting={label}")
             runs.append(Run(
                 grid=spec.name, tasks=tasks, method=method, regime=regime, backbone=backbone, seed=seed,
-                configs=tuple(files), extra_args=extra, record_path=Path(spec.runs_dir) / spec.name / f"{stem}.json",
+                configs=tuple(files), extra_args=args, record_path=Path(spec.runs_dir) / spec.name / f"{stem}.json",
+                setting=label,
             ))
     clashes = sorted(stem for stem, n in Counter(r.stem for r in runs).items() if n > 1)
     if clashes:
@@ -262,6 +301,7 @@ def expected_identity(run: Run) -> dict[str, Any]:
     return {
         "task": run.task, "tasks": list(run.tasks), "method": model.get("method", run.method),
         "backbone": run.backbone, "regime": regime, "seed": run.seed, "grid": run.grid,
+        "setting": run.setting or None,
     }
 
 

@@ -48,7 +48,7 @@ class DPBenchCLI(LightningCLI):
         return {
             "task": "+".join(data["tasks"]), "tasks": list(data["tasks"]), "method": model["method"],
             "backbone": model["backbone"], "regime": regime, "seed": cfg["seed_everything"],
-            "grid": cfg["record"]["grid"],
+            "grid": cfg["record"]["grid"], "setting": cfg["record"].get("setting"),
         }
 
     def before_instantiate_classes(self) -> None:
@@ -61,7 +61,8 @@ class DPBenchCLI(LightningCLI):
         if isinstance(logger, dict) or hasattr(logger, "init_args"):
             init_args = logger["init_args"]
             if init_args.get("name") is None:
-                init_args["name"] = f"{identity['task']}/{identity['method']}/s{identity['seed']}"
+                setting = f"/{identity['setting']}" if identity["setting"] else ""
+                init_args["name"] = f"{identity['task']}/{identity['method']}/s{identity['seed']}{setting}"
             if init_args.get("group") is None and identity["grid"]:
                 init_args["group"] = identity["grid"]
             if not init_args.get("tags"):

@@ -38,6 +38,8 @@ class PromptTuningModule(L.LightningModule):
         lr: learning rate of prompt vectors and head.
         policy_lr: learning rate of the policy networks (None: same as lr).
         backbone_lr: learning rate of backbone weights when they are tuned.
+        lr_scale: multiplies every learning rate above: the one knob a grid's ``search``
+            turns for all methods alike, though their base rates differ (equal budget).
         weight_decay: AdamW weight decay.
         warmup_ratio: fraction of steps with linear warm-up before linear decay.
     """
@@ -53,10 +55,13 @@ class PromptTuningModule(L.LightningModule):
         lr: float = 1e-2,
         policy_lr: float | None = None,
         backbone_lr: float = 2e-5,
+        lr_scale: float = 1.0,
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.06,
     ) -> None:
         super().__init__()
+        if not lr_scale > 0:
+            raise ValueError(f"lr_scale={lr_scale}: must be > 0 (it multiplies the learning rates)")
         self.save_hyperparameters()
         self.prompt_config = prompt or PRESETS.get(method) or PromptConfig()
         self.task_specs = [get_task(name) for name in tasks or ["cb"]]
@@ -185,12 +190,13 @@ class PromptTuningModule(L.LightningModule):
                 groups["policy"].append(param)
             else:
                 groups["prompt"].append(param)
-        lrs = {"prompt": hp.lr, "policy": hp.policy_lr or hp.lr, "backbone": hp.backbone_lr}
+        base = {"prompt": hp.lr, "policy": hp.policy_lr or hp.lr, "backbone": hp.backbone_lr}
+        lrs = {k: v * hp.lr_scale for k, v in base.items()}
         param_groups = [{"params": p, "lr": lrs[k], "name": k} for k, p in groups.items() if p]
         if hp.optimizer == "adafactor":
             from transformers.optimization import Adafactor
 
-            optimizer = Adafactor(param_groups, scale_parameter=False, relative_step=False, warmup_init=False, lr=hp.lr)
+            optimizer = Adafactor(param_groups, scale_parameter=False, relative_step=False, warmup_init=False, lr=lrs["prompt"])
         else:
             optimizer = torch.optim.AdamW(param_groups, weight_decay=hp.weight_decay)
         from transformers import get_linear_schedule_with_warmup

@@ -34,12 +34,15 @@ class RecordSettings:
         dir: folder for records whose path is not given.
         path: exact record file (grids set it); None names it from task, method, seed and time.
         grid: name of the grid this run belongs to (the W&B group).
+        setting: the grid's search setting this run tries (``lr_scale3.0``); None: the grid as
+            configured. Runs that differ only in it are candidates of one hyperparameter search.
         monitor: validation metric that selects the reported epoch (higher is better).
     """
 
     dir: str = "results/runs"
     path: str | None = None
     grid: str | None = None
+    setting: str | None = None
     monitor: str = "val/score"
 
 

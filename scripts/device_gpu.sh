@@ -7,7 +7,9 @@
 #                                        carries 64 MiB with the tracked tree (16 MiB now)
 #   scripts/device_gpu.sh grids          the MiniLM few-shot grids (paper_fewshot_gpu, then
 #                                        paper_fewshot_fewglue_gpu), SHARDS shards at once on
-#                                        the one GPU, stopped after GRID_SECONDS
+#                                        the one GPU, stopped after GRID_SECONDS; beside them
+#                                        scripts/rerun_record.py reruns REPRO's records (default:
+#                                        two finished ones) to check they reproduce on a GPU
 #   scripts/device_gpu.sh smollm2 DIR    joins the stashed .device-smol-a half and DIR's into
 #                                        .device/smollm2/ and runs smollm2_fewshot_gpu
 #
@@ -22,6 +24,7 @@ set -u
 OUT=${OUT:-/tmp/out}
 GRID_SECONDS=${GRID_SECONDS:-450}
 SHARDS=${SHARDS:-16}
+REPRO=${REPRO:-results/runs/paper_fewshot_gpu/cb__prompt_tuning__few_shot__all-MiniLM-L6-v2-fp16__s0.json results/runs/paper_fewshot_gpu/cb__adap_ins_pos__few_shot__all-MiniLM-L6-v2-fp16__s0.json}
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 
@@ -54,7 +57,8 @@ run_grids() {
   # "interrupted", and a later `dp-bench grid` resumes them from last.ckpt).
   kill $(jobs -p) 2>/dev/null; pkill -TERM -f "dp_bench.cli (grid|fit)"; sleep 8
   python3 scripts/count_records.py "${dirs[@]}" --by-status
-  tar czf "$OUT/$tag.tgz" "${dirs[@]}" /tmp/$tag-shard*.log
+  grep -h "recorded" /tmp/$tag-repro.log 2>/dev/null
+  tar czf "$OUT/$tag.tgz" "${dirs[@]}" /tmp/$tag-*.log
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -62,6 +66,7 @@ case "${1:-}" in
   grids)
     [ -e .device/all-MiniLM-L6-v2-fp16 ] || ln -s /tmp/stash/all-MiniLM-L6-v2-fp16 .device/all-MiniLM-L6-v2-fp16
     install_wheels .device/whl/*.whl
+    python3 scripts/rerun_record.py --out /tmp/repro $REPRO > /tmp/minilm-repro.log 2>&1 &
     run_grids minilm experiments/grids/paper_fewshot_gpu.yaml experiments/grids/paper_fewshot_fewglue_gpu.yaml ;;
   stash)
     mkdir -p /tmp/stash && cp -r "$2" /tmp/stash/ && ls -la /tmp/stash ;;

@@ -82,11 +82,34 @@ def test_task_group_is_one_multitask_run(tmp_path):
         ({"tasks": [["cb"]]}, "two or more"),
         ({"name": "a/b"}, "name"),
         ({"seeds": []}, "seeds is empty"),
+        ({"search": []}, "search is empty"),
+        ({"search": [{}, {}]}, "twice"),
+        ({"search": [{"record.setting": "x"}]}, "record.setting"),
+        ({"search": [{"model.lr": 0.1}], "overrides": {"model.lr": 0.2}}, "overrides sets it too"),
+        ({"search": [{"model.optimizer": "a b"}]}, "label"),
     ],
 )
 def test_spec_rejects_bad_values(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         spec(tmp_path, **kwargs)
+
+
+def test_search_settings_are_an_inner_axis_with_their_own_records(tmp_path):
+    s = spec(tmp_path, tasks=["cb"], methods=["prompt_tuning"], seeds=[0, 1], overrides={"trainer.max_epochs": 2},
+             search=[{}, {"model.lr_scale": 0.3}, {"model.lr_scale": 3.0, "model.warmup_ratio": 0}])
+    runs = expand(s)
+    assert [(r.seed, r.setting) for r in runs] == [
+        (seed, label) for seed in (0, 1) for label in ("", "lr_scale0.3", "lr_scale3.0__warmup_ratio0")]
+    plain, low, high = runs[:3]
+    assert plain.stem == "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0"  # the grid as configured: same record as without search
+    assert plain.command() == expand(spec(tmp_path, tasks=["cb"], methods=["prompt_tuning"], seeds=[0, 1],
+                                          overrides={"trainer.max_epochs": 2}))[0].command()
+    assert low.stem == "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0__lr_scale0.3"
+    # the setting comes after the overrides, and the record names it
+    assert low.command()[-3:] == ["--trainer.max_epochs=2", "--model.lr_scale=0.3", "--record.setting=lr_scale0.3"]
+    assert high.command()[-3:] == ["--model.lr_scale=3.0", "--model.warmup_ratio=0", "--record.setting=lr_scale3.0__warmup_ratio0"]
+    assert grid.expected_identity(low)["setting"] == "lr_scale0.3"
+    assert grid.expected_identity(plain)["setting"] is None
 
 
 def test_missing_config_file_is_named(tmp_path):
