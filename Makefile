@@ -39,7 +39,7 @@ lint: install
 	$(BIN)/ruff check dp_bench tests
 
 table: install
-	$(BIN)/dp-bench table --readme README.md
+	$(BIN)/dp-bench table --readme README.md --tuned experiments/tuned
 
 bench: install
 	$(BIN)/dp-bench bench

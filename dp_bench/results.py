@@ -113,8 +113,8 @@ STATUSES = ("finished", "failed", "interrupted")
 DECISIONS = ("position", "length", "pool")  # per-example choices of the dynamic policies
 # One row per (record, evaluated task); metric columns (score, acc, ...) follow these.
 RESULT_COLUMNS = (
-    "file", "status", "error", "grid", "run_task", "task", "method", "backbone", "regime", "seed",
-    "selected_epoch", "selected_step", "monitor", "wall_time_s", "trainable_parameters", "finished_at",
+    "file", "status", "error", "grid", "run_task", "task", "method", "backbone", "regime", "seed", "setting",
+    "selected_epoch", "selected_step", "monitor", "selection_score", "wall_time_s", "trainable_parameters", "finished_at",
     "prompt", "decisions", "report", "predictions",
 )
 PREDICTION_KEYS = ("example_idx", "group_idx", "label", "pred")
@@ -128,7 +128,9 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
     has it, else ``selected.metrics`` (selection and report on the same val.jsonl, as in the
     paper: ``report="selection"``); never the per-metric bests in ``metrics``, which may come
     from different epochs. ``predictions`` holds the reported set's per-example labels and
-    predictions. Raises ValueError naming the file when an identity key or the status is wrong.
+    predictions. ``setting`` names the grid's search setting ("" for the grid as configured);
+    ``selection_score`` is the monitored score at the selected checkpoint, on the
+    model-selection split (what a hyperparameter search may look at). Raises ValueError naming the file when an identity key or the status is wrong.
     """
     missing = [k for k in IDENTITY_KEYS if record.get(k) is None]
     if missing:
@@ -155,8 +157,10 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
             "file": str(path), "status": status, "error": record.get("error"), "grid": record.get("grid"),
             "run_task": str(record["task"]), "task": task, "method": record["method"],
             "backbone": record["backbone"], "regime": record["regime"], "seed": record["seed"],
+            "setting": record.get("setting") or "",
             "selected_epoch": selected.get("epoch"), "selected_step": selected.get("step"),
-            "monitor": selected.get("monitor"), "wall_time_s": record.get("wall_time_s"),
+            "monitor": selected.get("monitor"), "selection_score": flat.get(selected.get("monitor")),
+            "wall_time_s": record.get("wall_time_s"),
             "trainable_parameters": record.get("trainable_parameters"),
             "finished_at": record.get("finished_at"), "prompt": prompt,
             "decisions": {k: mine[k] for k in DECISIONS if mine.get(k) is not None},

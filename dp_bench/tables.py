@@ -10,6 +10,10 @@ backbone-signal block (majority class, ``linear_probe``, ``fine_tuning``) heads 
 Reference numbers from the paper lineage (``experiments/reference/*.csv``) sit under our
 matching rows, their backbone named.
 
+A grid with a hyperparameter ``search`` is reported at each method's chosen setting
+(:mod:`dp_bench.search`: best mean score on the model-selection split), with a table of every
+setting's selection score; the choices go to ``experiments/tuned/<grid>.yaml``.
+
 Outputs in ``--out`` (default ``results/tables``): ``summary.md`` (Markdown for the README),
 ``cells.csv`` / ``runs.csv`` / ``gains.csv`` for other tools, and PNG figures: the
 per-example choices of the dynamic policies (positions of ``adap_ins_pos`` and the like) and
@@ -36,6 +40,7 @@ import pandas as pd  # noqa: E402
 
 from dp_bench.paired import Scored, majority_metrics, paired_gain, verdict  # noqa: E402
 from dp_bench.results import DECISIONS, load_results  # noqa: E402
+from dp_bench.search import AS_CONFIGURED, choices_table, choose_settings, chosen_runs, has_search, write_choices  # noqa: E402
 
 # SuperGLUE order as in the paper's tables; tasks and methods not listed follow by name.
 TASK_ORDER = ("boolq", "cb", "copa", "rte", "wic", "wsc", "multirc")
@@ -45,7 +50,7 @@ METHOD_ORDER = (
 )
 METRICS = {"score": "official score", "acc": "accuracy"}
 GROUP_KEYS = ("grid", "regime", "backbone", "mixture")
-RUN_KEYS = ("grid", "regime", "backbone", "method", "run_task", "seed")
+RUN_KEYS = ("grid", "regime", "backbone", "method", "run_task", "seed", "setting")
 REFERENCE_COLUMNS = ("regime", "method", "task", "metric", "value", "backbone", "source")
 NO_GRID = "(no grid)"
 MIN_SEEDS = 3  # a cell with fewer finished seeds is shown as such, not as a number
@@ -94,6 +99,7 @@ def prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """
     frame = frame.copy()
     frame["grid"] = frame["grid"].fillna(NO_GRID)
+    frame["setting"] = frame["setting"].fillna("")
     frame["mixture"] = [t if "+" in t else "" for t in frame["run_task"]]
     files = frame.drop_duplicates("file").assign(_finished=lambda f: f["status"] == "finished")
     files = files.sort_values(["_finished", "finished_at", "file"], ascending=False, na_position="last")
@@ -369,6 +375,7 @@ def render(
     grids: list[str] | None = None,
     monitor: str = "val/score",
     bench_dir: str | Path | None = "results/bench",
+    tuned_dir: str | Path | None = None,
 ) -> Path:
     """Write ``summary.md``, CSVs and figures for the records under ``runs_dir``.
 
@@ -380,6 +387,7 @@ def render(
         grids: only records of these grids (None: all).
         monitor: the selection metric named in the caption.
         bench_dir: folder of ``dp-bench bench`` Markdown reports, appended as they are.
+        tuned_dir: where the search choices of each searched grid go (``<grid>.yaml``); None: nowhere.
 
     Returns:
         The path of ``summary.md``.
@@ -417,11 +425,11 @@ def render(
         lines += [f"## {families.get(family, family)}", ""]
         if not mine:
             lines += [f"No records yet: `dp-bench grid --config experiments/grids/{FAMILY_GRIDS.get(family, 'smoke')}.yaml`.", ""]
-        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written)
+        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written, tuned_dir)
     if frame.empty:
         lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
     lines += bench_section(bench_dir)
-    columns = [*GROUP_KEYS, "metric", "method", "task", "mean", "std", "n", "failed", "interrupted", "no_metric"]
+    columns = [*GROUP_KEYS, "settings", "metric", "method", "task", "mean", "std", "n", "failed", "interrupted", "no_metric"]
     tables = {
         "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
         "gains.csv": pd.concat(all_gains, ignore_index=True) if all_gains else pd.DataFrame(),
@@ -456,29 +464,39 @@ def without_figures(lines: list[str], full: str) -> list[str]:
 def group_sections(
     groups: list[tuple[tuple, pd.DataFrame]], reference: pd.DataFrame, baseline: str, out: Path,
     all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame], written: list[Path],
+    tuned_dir: str | Path | None = None,
 ) -> list[str]:
     """One section per (grid, regime, backbone, mixture): tables, figures and gains.
 
-    Appends to ``all_cells`` / ``all_gains`` (for the CSVs) and ``written`` (the files made).
+    Appends to ``all_cells`` / ``all_gains`` (for the CSVs, whose ``settings`` column says
+    "tuned", "as configured" or "" for a grid without search) and ``written`` (the files made).
     """
     lines = []
-    for key, group in groups:
+    for key, full_group in groups:
+        search_lines, group, settings = [], full_group, ""
+        if has_search(full_group):
+            choices = choose_settings(full_group)
+            group, settings = chosen_runs(full_group, choices), "tuned"
+            search_lines = search_section(full_group, choices, baseline, key, all_cells, all_gains)
+            if tuned_dir is not None:
+                seeds = sorted(int(s) for s in full_group["seed"].unique())
+                write_choices(choices, key[0], tuned_dir, seeds=seeds)
         grid, regime, backbone, mixture = key
         shown = Path(backbone).name  # a local path (.device/...) is named by its folder or file
         title = " · ".join(p for p in (grid, f"{regime} ({mixture})" if mixture else regime, shown) if p)
         name = slug(grid, regime, mixture, backbone)
         reports = sorted(set(group.loc[group["status"] == "finished", "report"].dropna()))
         protocol = "; ".join(PROTOCOLS[r] for r in reports) or "no finished run"
-        lines += [f"### {title}", "", f"Runs: {status_line(group)}. Protocol: {protocol}.", ""]
+        lines += [f"### {title}", "", f"Runs: {status_line(full_group)}. Protocol: {protocol}.", "", *search_lines]
         majority = majority_row(group)
         for metric, label in METRICS.items():
             cells = cell_stats(group, metric)
-            all_cells.append(cells.assign(**dict(zip(GROUP_KEYS, key, strict=True)), metric=metric))
+            all_cells.append(cells.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings, metric=metric))
             table = wide_table(cells, reference, regime, metric, majority, MIN_SEEDS)
             lines += [f"**{label.capitalize()}** ({shown})", "", table.to_markdown(), ""]
         gains = paired_gains(group, baseline)
         if not gains.empty:  # an empty frame's object columns would turn concat's floats to objects
-            all_gains.append(gains.assign(**dict(zip(GROUP_KEYS, key, strict=True))))
+            all_gains.append(gains.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings))
         figures = [plot_gains(gains, baseline, f"{title}\ngain over {baseline}, 95% CI (bootstrap over seeds and examples, paired)", out / f"{name}__gain.png")]
         for field in DECISIONS:
             for method in _order(group["method"], METHOD_ORDER):
@@ -492,6 +510,28 @@ def group_sections(
                       "80% power: what a paired t-test at 5% would need for a difference of this size):", "",
                       gains_markdown(gains), ""]
     return lines
+
+
+def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, key: tuple,
+                   all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame]) -> list[str]:
+    """The search of a grid: every setting's selection score; the as-configured numbers go to the CSVs."""
+    configured = group[group["setting"] == ""]
+    identity = dict(zip(GROUP_KEYS, key, strict=True))
+    for metric in METRICS:
+        all_cells.append(cell_stats(configured, metric).assign(**identity, settings=AS_CONFIGURED, metric=metric))
+    gains = paired_gains(configured, baseline)
+    if not gains.empty:
+        all_gains.append(gains.assign(**identity, settings=AS_CONFIGURED))
+    shown = choices_table(choices, _order(choices["run_task"], TASK_ORDER), _order(choices["method"], METHOD_ORDER))
+    settings = ", ".join(f"`{s or AS_CONFIGURED}`" for s in sorted(set(choices["setting"])))
+    return [
+        f"Hyperparameter search, the same for every method: settings {settings}, each on the same seeds. "
+        "The tables below report, per method and task, the setting with the best mean score on the "
+        "model-selection split (in bold here: mean selection-split score ×100 of each setting's "
+        "selected checkpoints); val.jsonl plays no part in the choice. The numbers of the settings "
+        "as configured are in `cells.csv` and `gains.csv` (`settings` column).", "",
+        shown.to_markdown(index=False), "",
+    ]
 
 
 def bench_section(bench_dir: str | Path | None) -> list[str]:
@@ -539,9 +579,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", action="append", help="only records of this grid (repeatable; default: all)")
     parser.add_argument("--bench", default="results/bench", help="folder of benchmark reports to include (default: %(default)s)")
     parser.add_argument("--readme", default=None, help="also embed the summary between this file's result markers (make table: README.md)")
+    parser.add_argument("--tuned", default=None, help="write each searched grid's choices to <this folder>/<grid>.yaml (make table: experiments/tuned)")
     cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        summary = render(cfg.runs, cfg.out, cfg.reference, cfg.baseline, cfg.grid, bench_dir=cfg.bench)
+        summary = render(cfg.runs, cfg.out, cfg.reference, cfg.baseline, cfg.grid, bench_dir=cfg.bench, tuned_dir=cfg.tuned)
     except ValueError as err:
         print(f"dp-bench table: error: {err}", file=sys.stderr)
         return 2

@@ -135,8 +135,8 @@ def test_render_writes_summary_csv_and_figures(runs, tmp_path, capsys):
     for name in pngs:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cells = (out / "cells.csv").read_text().splitlines()
-    assert cells[0].startswith("grid,regime,backbone,mixture,metric,method,task,mean_pct,std_pct,n,failed")
-    assert "g,full,bb,,score,prompt_tuning,cb,70,10,3,0,0,0" in cells
+    assert cells[0].startswith("grid,regime,backbone,mixture,settings,metric,method,task,mean_pct,std_pct,n,failed")
+    assert "g,full,bb,,,score,prompt_tuning,cb,70,10,3,0,0,0" in cells
     assert (out / "runs.csv").is_file() and (out / "gains.csv").is_file()
 
     # A second render replaces its own outputs (the gains figure goes when its data goes).

@@ -1,0 +1,137 @@
+"""Hyperparameter search: each method's setting chosen on the model-selection split alone.
+
+A grid's ``search`` (:class:`dp_bench.grid.GridSpec`) runs every cell (task, method, seed) in
+every setting, the same budget for every method. Here, per method and task (per task mixture
+for multitask runs), the setting whose finished seeds have the best mean *selection* score
+wins: the monitored score at each run's selected checkpoint, on the split that chose that
+checkpoint (a holdout of train for ``data.selection: train_holdout``), never val.jsonl when
+that is the reported set. The tables then report the chosen setting's runs only, so the
+search costs the reported numbers nothing (Lester et al. 2021 and the FewGLUE protocol tune
+on dev32 the same way). Ties go to the setting listed first ("" , the grid as configured,
+before the others by name); a setting with fewer finished seeds than the most complete one
+cannot win (a search must compare like with like).
+
+:func:`write_choices` writes the choices, the search they came from and the selection scores
+to ``experiments/tuned/<grid>.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+AS_CONFIGURED = "as configured"
+CHOICE_COLUMNS = ["method", "run_task", "setting", "chosen", "selection_mean_pct", "n", "complete"]
+
+
+def label(setting: str) -> str:
+    """A setting as printed: ``""`` is the grid as configured."""
+    return setting or AS_CONFIGURED
+
+
+def has_search(group: pd.DataFrame) -> bool:
+    return group["setting"].fillna("").nunique() > 1
+
+
+def choose_settings(group: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, run_task, setting): mean selection score ×100, seeds, and which wins.
+
+    ``complete`` is False where a setting has fewer finished seeds than the cell's most
+    complete setting; such a setting is never chosen.
+    """
+    finished = group[(group["status"] == "finished") & group["selection_score"].notna()]
+    per_run = finished.drop_duplicates("file")  # a multitask run has a row per task, one selection score
+    rows = []
+    for (method, run_task), runs in group.groupby(["method", "run_task"], sort=True):
+        mine = per_run[(per_run["method"] == method) & (per_run["run_task"] == run_task)]
+        settings = sorted(set(runs["setting"].fillna("")))  # "" first
+        stats = {s: mine.loc[mine["setting"] == s, "selection_score"].astype(float) for s in settings}
+        most = max(len(v) for v in stats.values())
+        eligible = [s for s in settings if len(stats[s]) == most and most > 0]
+        best = max(eligible, key=lambda s: (stats[s].mean(), -settings.index(s))) if eligible else None
+        for s in settings:
+            rows.append({
+                "method": method, "run_task": run_task, "setting": s, "chosen": s == best,
+                "selection_mean_pct": float(stats[s].mean() * 100) if len(stats[s]) else float("nan"),
+                "n": len(stats[s]), "complete": len(stats[s]) == most,
+            })
+    return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
+
+
+def chosen_runs(group: pd.DataFrame, choices: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``group`` whose (method, run_task, setting) was chosen.
+
+    A cell whose search has no finished run keeps its runs of the first setting, so its
+    failures still show in the table.
+    """
+    keys = ["method", "run_task", "setting"]
+    picked = choices[choices["chosen"]][keys]
+    unscored = choices.groupby(["method", "run_task"])["chosen"].transform("any").eq(False)
+    fallback = choices[unscored].drop_duplicates(["method", "run_task"])[keys]
+    keep = pd.concat([picked, fallback]).assign(_keep=True)
+    merged = group.assign(setting=group["setting"].fillna("")).merge(keep, on=keys, how="left")
+    return group[merged["_keep"].fillna(False).to_numpy()]
+
+
+def choices_table(choices: pd.DataFrame, task_order: list[str], method_order: list[str]) -> pd.DataFrame:
+    """Display: a row per (method, setting), a column per task; the chosen setting in bold."""
+    def cell(row: pd.Series) -> str:
+        if row["n"] == 0:
+            return "—"
+        text = f"{row['selection_mean_pct']:.1f} (n={row['n']})"
+        return f"**{text}**" if row["chosen"] else text
+
+    tasks = [t for t in task_order if t in set(choices["run_task"])]
+    rows = {}
+    for method in method_order:
+        mine = choices[choices["method"] == method]
+        for setting in sorted(set(mine["setting"])):
+            by_task = mine[mine["setting"] == setting].set_index("run_task")
+            rows[(method, label(setting))] = {t: cell(by_task.loc[t]) if t in by_task.index else "—" for t in tasks}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=tasks)
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["method", "setting"])
+    return table.reset_index()
+
+
+def search_flags(grid: str, grids_dir: str | Path = "experiments/grids") -> dict[str, dict[str, Any]]:
+    """``{setting label: its overrides}`` from the grid's YAML (empty when it has no file)."""
+    from dp_bench.grid import setting_label
+
+    path = Path(grids_dir) / f"{grid}.yaml"
+    if not path.is_file():
+        return {}
+    search = (yaml.safe_load(path.read_text()) or {}).get("search") or [{}]
+    return {setting_label(s): dict(s) for s in search}
+
+
+def write_choices(choices: pd.DataFrame, grid: str, out_dir: str | Path, grids_dir: str | Path = "experiments/grids",
+                  seeds: list[int] | None = None) -> Path:
+    """``<out_dir>/<grid>.yaml``: per task and method the chosen flags and every setting's score."""
+    flags = search_flags(grid, grids_dir)
+    tuned: dict[str, dict[str, Any]] = {}
+    for (run_task, method), cell in choices.groupby(["run_task", "method"], sort=True):
+        winner = cell[cell["chosen"]]
+        entry: dict[str, Any] = {"chosen": label(winner["setting"].iloc[0]) if len(winner) else None}
+        if len(winner):
+            entry["flags"] = {f"--{k}": v for k, v in flags.get(winner["setting"].iloc[0], {}).items()}
+        entry["selection_score_pct"] = {
+            label(r.setting): round(r.selection_mean_pct, 2) for r in cell.itertuples() if r.n
+        }
+        tuned.setdefault(run_task, {})[method] = entry
+    header = [
+        f"# Generated by `make table` (dp_bench/search.py) from the run records of grid {grid}; do not edit.",
+        f"# The search: experiments/grids/{grid}.yaml `search` "
+        f"({', '.join(label(s) for s in flags) or 'settings as recorded'}), every method and task"
+        + (f" on seeds {', '.join(map(str, seeds))}." if seeds else "."),
+        "# Chosen: the setting with the best mean score on the model-selection split (each seed's",
+        "# selected checkpoint), ties to the setting listed first; val.jsonl plays no part. To rerun a",
+        "# choice, add its flags to the method's `dp-bench fit` command (none: the method as configured).",
+        "# selection_score_pct: mean selection-split score x100 of each setting.",
+    ]
+    path = Path(out_dir) / f"{grid}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(header) + "\n" + yaml.safe_dump(tuned, sort_keys=False, allow_unicode=True))
+    return path

@@ -1,0 +1,86 @@
+"""Hyperparameter search: choices on the selection split, reported at the chosen setting."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from dp_bench import search, tables
+from dp_bench.results import load_results
+from tests.test_results import make_record, write
+
+# (setting, seed) -> (selection-split score, val.jsonl score) for prompt_tuning on CB.
+# lr_scale3.0 wins on the selection split although as configured is better on val.jsonl.
+SCORES = {
+    "": [(0.60, 0.90), (0.62, 0.92), (0.64, 0.94)],
+    "lr_scale0.3": [(0.50, 0.50), (0.52, 0.52), (0.54, 0.54)],
+    "lr_scale3.0": [(0.70, 0.40), (0.72, 0.42), (0.74, 0.44)],
+}
+
+
+def searched(task: str, method: str, seed: int, setting: str, selection: float, test: float, **kwargs) -> dict:
+    record = make_record(task, method, seed, scores={task: selection}, **kwargs)
+    record["test"] = {task: {"score": test, "acc": test}}
+    if setting:
+        record["setting"] = setting
+    return record
+
+
+@pytest.fixture
+def runs(tmp_path):
+    d = tmp_path / "runs"
+    for setting, values in SCORES.items():
+        for seed, (selection, test) in enumerate(values):
+            write(d / "g", f"pt_{seed}_{setting}.json", searched("cb", "prompt_tuning", seed, setting, selection, test))
+    return d
+
+
+def frame_of(runs_dir):
+    frame, warnings = tables.prepare(load_results(runs_dir)[0])
+    assert warnings == []  # settings of one seed are different runs, not duplicates
+    return frame
+
+
+def test_the_best_mean_selection_score_wins_not_the_reported_one(runs):
+    frame = frame_of(runs)
+    choices = search.choose_settings(frame).set_index("setting")
+    assert choices["chosen"].to_dict() == {"": False, "lr_scale0.3": False, "lr_scale3.0": True}
+    assert choices.loc["lr_scale3.0", "selection_mean_pct"] == pytest.approx(72.0)
+    reported = search.chosen_runs(frame, search.choose_settings(frame))
+    assert set(reported["setting"]) == {"lr_scale3.0"} and len(reported) == 3
+    cells = tables.cell_stats(reported, "score").set_index(["method", "task"])
+    assert cells.loc[("prompt_tuning", "cb"), "mean"] == pytest.approx(42.0)  # the chosen setting's val.jsonl scores
+
+
+def test_ties_go_to_the_grid_as_configured_and_incomplete_settings_cannot_win(tmp_path):
+    d = tmp_path / "runs"
+    for seed in range(3):
+        write(d / "g", f"a{seed}.json", searched("cb", "prompt_tuning", seed, "", 0.6, 0.6))
+        write(d / "g", f"b{seed}.json", searched("cb", "prompt_tuning", seed, "lr_scale3.0", 0.6, 0.9))
+    for seed in range(2):  # best selection score, but one seed short
+        write(d / "g", f"c{seed}.json", searched("cb", "prompt_tuning", seed, "lr_scale9.0", 0.99, 0.99))
+    write(d / "g", "c2.json", make_record("cb", "prompt_tuning", 2, status="failed") | {"setting": "lr_scale9.0"})
+    choices = search.choose_settings(frame_of(d)).set_index("setting")
+    assert choices["chosen"].to_dict() == {"": True, "lr_scale3.0": False, "lr_scale9.0": False}
+    assert choices["complete"].to_dict() == {"": True, "lr_scale3.0": True, "lr_scale9.0": False}
+
+
+def test_render_reports_the_search_and_writes_the_choices(runs, tmp_path):
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    (grids / "g.yaml").write_text("name: g\nsearch:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n")
+    summary = tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None, tuned_dir=tmp_path / "tuned")
+    text = summary.read_text()
+    assert "Hyperparameter search" in text and "**72.0 (n=3)**" in text
+    assert "| prompt_tuning | 42.0 ± 2.0 (n=3)" in text.replace("  ", " ").replace("  ", " ")
+    tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
+    assert tuned["cb"]["prompt_tuning"]["chosen"] == "lr_scale3.0"
+    assert tuned["cb"]["prompt_tuning"]["selection_score_pct"]["as configured"] == pytest.approx(62.0)
+    # the flags of each setting, as the grid's YAML gives them
+    flags = search.search_flags("g", grids)
+    assert flags == {"": {}, "lr_scale0.3": {"model.lr_scale": 0.3}, "lr_scale3.0": {"model.lr_scale": 3.0}}
+    cells = pd.read_csv(tmp_path / "out" / "cells.csv")
+    mine = cells[(cells["metric"] == "score") & (cells["task"] == "cb")].set_index("settings")
+    assert mine.loc["tuned", "mean_pct"] == pytest.approx(42.0)
+    assert mine.loc["as configured", "mean_pct"] == pytest.approx(92.0)
