@@ -48,14 +48,26 @@ def write(dir_: Path, name: str, record: dict[str, Any]) -> Path:
     return write_json_atomic(dir_ / name, record)
 
 
-def test_write_json_atomic_keeps_old_file_when_dump_raises(tmp_path, monkeypatch):
+@pytest.mark.parametrize("payload", [
+    {"pred": [0, 1, 2], "nested": [[1, 2], [3]], "empty": [], "mixed": [1, {"a": [2.5, -1e-07, None, True]}]},
+    {"text": ["a, b", "c]\n,", "{x}", "[y", "é"], "deep": {"k": [["s", 1], []]}},
+    [1, 2, 3],
+])
+def test_dumps_json_puts_flat_lists_on_one_line_and_round_trips(payload):
+    text = results.dumps_json(payload)
+    assert json.loads(text) == payload
+    assert text.count("\n") < json.dumps(payload, indent=1).count("\n") or "\n" not in json.dumps(payload, indent=1)
+    if isinstance(payload, dict) and "pred" in payload:
+        assert '"pred": [0, 1, 2]' in text and '"a": [2.5, -1e-07, null, true]' in text
+
+
+def test_write_json_atomic_keeps_old_file_when_the_write_fails(tmp_path, monkeypatch):
     target = write_json_atomic(tmp_path / "r.json", {"old": True})
 
-    def half_then_fail(obj, handle, **kwargs):
-        handle.write('{"new": [1, 2, ')
+    def fail(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.json, "dump", half_then_fail)
+    monkeypatch.setattr(results.os, "fsync", fail)  # the new text is half on disk when this raises
     with pytest.raises(OSError, match="disk full"):
         write_json_atomic(target, {"new": [1, 2, 3]})
     assert json.loads(target.read_text()) == {"old": True}
@@ -65,17 +77,15 @@ def test_write_json_atomic_keeps_old_file_when_dump_raises(tmp_path, monkeypatch
 def test_write_json_atomic_killed_writer_leaves_no_half_file(tmp_path):
     old = make_record(scores={"cb": 0.5})
     target = write_json_atomic(tmp_path / "r.json", old)
-    # The child stops inside json.dump with half a document in its temp file; then it is killed
-    # (SIGKILL: no cleanup handler runs, as with the OOM killer).
+    # The child stops with the new document in its temp file, not yet renamed; then it is
+    # killed (SIGKILL: no cleanup handler runs, as with the OOM killer).
     child = textwrap.dedent("""
         import sys, time
         from dp_bench import results
-        def stuck(obj, handle, **kwargs):
-            handle.write('{"new": [1, 2, ')
-            handle.flush()
+        def stuck(fd):
             print("writing", flush=True)
             time.sleep(60)
-        results.json.dump = stuck
+        results.os.fsync = stuck
         results.write_json_atomic(sys.argv[1], {"new": [1, 2, 3]})
     """)
     proc = subprocess.Popen([sys.executable, "-c", child, str(target)], stdout=subprocess.PIPE, text=True)
