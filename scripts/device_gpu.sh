@@ -2,23 +2,28 @@
 # Grid runs on a lent GPU machine (15 minutes of device time a session), prepared in advance.
 # Every run is a committed `dp-bench grid` command; the records come back in $OUT/<name>.tgz.
 #
-#   scripts/device_gpu.sh stash DIR      copies a carried folder to /tmp/stash/ (kept while the
-#                                        machine stays warm, 30 s after a call): one call
-#                                        carries 64 MiB with the tracked tree (16 MiB now)
-#   scripts/device_gpu.sh grids          the MiniLM few-shot grids (paper_fewshot_gpu, then
+#   scripts/device_gpu.sh stash DIR      copies the files of a carried folder to /tmp/stash/
+#                                        (kept while the machine stays warm, 30 s after a call)
+#   scripts/device_gpu.sh grids          joins the stashed MiniLM weights, then runs the MiniLM
+#                                        few-shot grids (paper_fewshot_gpu, then
 #                                        paper_fewshot_fewglue_gpu), SHARDS shards at once on
 #                                        the one GPU, stopped after GRID_SECONDS; beside them
 #                                        scripts/rerun_record.py reruns REPRO's records (default:
 #                                        two finished ones) to check they reproduce on a GPU
-#   scripts/device_gpu.sh smollm2 DIR    joins the stashed .device-smol-a half and DIR's into
-#                                        .device/smollm2/ and runs smollm2_fewshot_gpu
+#   scripts/device_gpu.sh smollm2        joins the stashed SmolLM2 GGUF into .device/smollm2/
+#                                        and runs smollm2_fewshot_gpu
 #
-# The calls, each carrying (scripts/prepare_device.sh builds these ignored folders):
-#   1. .device/all-MiniLM-L6-v2-fp16          stash .device/all-MiniLM-L6-v2-fp16
-#   2. .device/whl .device/superglue          DP_BENCH_GIT_SHA=<sent commit> ... grids
-#   3. .device-smol-a                         stash .device-smol-a
-#   4. .device-smol-b .device/whl .device/superglue
-#                                             DP_BENCH_GIT_SHA=<sent commit> ... smollm2 .device-smol-b
+# One call carries 64 MiB with the tracked tree (28 MiB now, growing with the records), so
+# scripts/prepare_device.sh cuts each weights file into parts that fit beside the tree, one
+# folder per part under .device-parts/ (ignored). The calls, each carrying:
+#   1..k.  .device-parts/minilm-<i>           stash .device-parts/minilm-<i>     (one call a part)
+#   k+1.   .device/whl .device/superglue .device/all-MiniLM-L6-v2-fp16/{config.json,
+#          tokenizer.json,tokenizer_config.json}
+#                                             DP_BENCH_GIT_SHA=<sent commit> ... grids
+#   then   .device-parts/smollm2-<i>          stash .device-parts/smollm2-<i>    (one call a part)
+#   last.  .device/whl .device/whl-gguf .device/superglue
+#                                             DP_BENCH_GIT_SHA=<sent commit> ... smollm2
+# Make each call within 30 s of the last (or the machine, and the stash, go back).
 # Set DP_BENCH_GIT_SHA: the tree there is a copy whose .git, if any, is not your checkout.
 set -u
 OUT=${OUT:-/tmp/out}
@@ -62,18 +67,24 @@ run_grids() {
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# Concatenates /tmp/stash/NAME.part* into DIR and checks it against the stashed NAME.sha256.
+join_parts() {
+  local name=$1 dir=$2
+  mkdir -p "$dir" && cat /tmp/stash/"$name".part* > "$dir/$(awk '{print $2}' /tmp/stash/"$name".sha256)" || exit 1
+  (cd "$dir" && sha256sum -c /tmp/stash/"$name".sha256) || exit 1
+}
+
 case "${1:-}" in
   grids)
-    [ -e .device/all-MiniLM-L6-v2-fp16 ] || ln -s /tmp/stash/all-MiniLM-L6-v2-fp16 .device/all-MiniLM-L6-v2-fp16
+    join_parts minilm .device/all-MiniLM-L6-v2-fp16
     install_wheels .device/whl/*.whl
     python3 scripts/rerun_record.py --out /tmp/repro $REPRO > /tmp/minilm-repro.log 2>&1 &
     run_grids minilm experiments/grids/paper_fewshot_gpu.yaml experiments/grids/paper_fewshot_fewglue_gpu.yaml ;;
   stash)
-    mkdir -p /tmp/stash && cp -r "$2" /tmp/stash/ && ls -la /tmp/stash ;;
+    mkdir -p /tmp/stash && cp "$2"/* /tmp/stash/ && ls -la /tmp/stash ;;
   smollm2)
-    mkdir -p .device/smollm2 && cat /tmp/stash/.device-smol-a/gguf.part* "$2"/gguf.part* > .device/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-    (cd .device/smollm2 && sha256sum -c "$OLDPWD/$2/SHA256SUMS") || exit 1
-    install_wheels .device/whl/*.whl "$2"/*.whl
+    join_parts smollm2 .device/smollm2
+    install_wheels .device/whl/*.whl .device/whl-gguf/*.whl
     run_grids smollm2 experiments/grids/smollm2_fewshot_gpu.yaml ;;
-  *) echo "usage: $0 grids | stash DIR | smollm2 DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 grids | stash DIR | smollm2" >&2; exit 2 ;;
 esac

