@@ -5,9 +5,10 @@
 #   scripts/device_gpu.sh stash DIR      copies the files of a carried folder to /tmp/stash/
 #                                        (kept while the machine stays warm, 30 s after a call)
 #   scripts/device_gpu.sh grids          joins the stashed MiniLM weights, then runs the MiniLM
-#                                        few-shot grids (paper_fewshot_gpu, then
-#                                        paper_fewshot_fewglue_gpu), SHARDS shards at once on
-#                                        the one GPU, stopped after GRID_SECONDS; beside them
+#                                        grids of GRIDS: `fewshot` (default: paper_fewshot_gpu,
+#                                        then paper_fewshot_fewglue_gpu), `full` (paper_full_gpu,
+#                                        then paper_multitask_gpu) or grid names, SHARDS shards
+#                                        at once on the one GPU, stopped after GRID_SECONDS; beside them
 #                                        scripts/rerun_record.py reruns REPRO's records (default:
 #                                        two finished ones) to check they reproduce on a GPU
 #   scripts/device_gpu.sh smollm2        joins the stashed SmolLM2 GGUF into .device/smollm2/
@@ -29,6 +30,7 @@ set -u
 OUT=${OUT:-/tmp/out}
 GRID_SECONDS=${GRID_SECONDS:-450}
 SHARDS=${SHARDS:-16}
+GRIDS=${GRIDS:-fewshot}
 REPRO=${REPRO:-results/runs/paper_fewshot_gpu/cb__prompt_tuning__few_shot__all-MiniLM-L6-v2-fp16__s0.json results/runs/paper_fewshot_gpu/cb__adap_ins_pos__few_shot__all-MiniLM-L6-v2-fp16__s0.json}
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
@@ -63,7 +65,7 @@ run_grids() {
   kill $(jobs -p) 2>/dev/null; pkill -TERM -f "dp_bench.cli (grid|fit)"; sleep 8
   python3 scripts/count_records.py "${dirs[@]}" --by-status
   grep -h "recorded" /tmp/$tag-repro.log 2>/dev/null
-  tar czf "$OUT/$tag.tgz" "${dirs[@]}" /tmp/$tag-*.log
+  tar czf "$OUT/$tag.tgz" $(ls -d "${dirs[@]}" 2>/dev/null) /tmp/$tag-*.log  # a grid not yet begun has no folder
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -79,7 +81,11 @@ case "${1:-}" in
     join_parts minilm .device/all-MiniLM-L6-v2-fp16
     install_wheels .device/whl/*.whl
     python3 scripts/rerun_record.py --out /tmp/repro $REPRO > /tmp/minilm-repro.log 2>&1 &
-    run_grids minilm experiments/grids/paper_fewshot_gpu.yaml experiments/grids/paper_fewshot_fewglue_gpu.yaml ;;
+    case $GRIDS in
+      fewshot) GRIDS="paper_fewshot_gpu paper_fewshot_fewglue_gpu" ;;
+      full) GRIDS="paper_full_gpu paper_multitask_gpu" ;;
+    esac
+    run_grids minilm $(for g in $GRIDS; do echo "experiments/grids/$g.yaml"; done) ;;
   stash)
     mkdir -p /tmp/stash && cp "$2"/* /tmp/stash/ && ls -la /tmp/stash ;;
   smollm2)
