@@ -418,6 +418,7 @@ def render(
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
     all_cells, all_gains = [], []
+    searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]] = {}
     groups = list(frame.groupby(list(GROUP_KEYS), sort=True)) if not frame.empty else []
     families = dict(REGIME_FAMILIES)
     for family in [*families, *sorted({regime_family(k[1]) for k, _ in groups} - set(families))]:
@@ -425,10 +426,13 @@ def render(
         lines += [f"## {families.get(family, family)}", ""]
         if not mine:
             lines += [f"No records yet: `dp-bench grid --config experiments/grids/{FAMILY_GRIDS.get(family, 'smoke')}.yaml`.", ""]
-        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written, tuned_dir)
+        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written, searched)
     if frame.empty:
         lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
     lines += bench_section(bench_dir)
+    for grid, tables_of_grid in searched.items() if tuned_dir is not None else ():
+        seeds = sorted({int(s) for _, seeds_ in tables_of_grid.values() for s in seeds_})
+        write_choices({name: choices for name, (choices, _) in tables_of_grid.items()}, grid, tuned_dir, seeds=seeds)
     columns = [*GROUP_KEYS, "settings", "metric", "method", "task", "mean", "std", "n", "failed", "interrupted", "no_metric"]
     tables = {
         "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
@@ -461,15 +465,22 @@ def without_figures(lines: list[str], full: str) -> list[str]:
     return kept[:2] + [f"Figures (chosen positions, lengths and pool members; gains): [{full}]({full}).", ""] + kept[2:]
 
 
+def title_of(key: tuple) -> str:
+    """``few_shot_sample · all-MiniLM-L6-v2`` (the mixture in brackets): a table of a grid."""
+    _, regime, backbone, mixture = key
+    return " · ".join(p for p in (f"{regime} ({mixture})" if mixture else regime, Path(backbone).name) if p)
+
+
 def group_sections(
     groups: list[tuple[tuple, pd.DataFrame]], reference: pd.DataFrame, baseline: str, out: Path,
     all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame], written: list[Path],
-    tuned_dir: str | Path | None = None,
+    searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]],
 ) -> list[str]:
     """One section per (grid, regime, backbone, mixture): tables, figures and gains.
 
     Appends to ``all_cells`` / ``all_gains`` (for the CSVs, whose ``settings`` column says
-    "tuned", "as configured" or "" for a grid without search) and ``written`` (the files made).
+    "tuned", "as configured" or "" for a grid without search), ``written`` (the files made)
+    and ``searched`` (grid -> table title -> its search choices and seeds).
     """
     lines = []
     for key, full_group in groups:
@@ -478,12 +489,10 @@ def group_sections(
             choices = choose_settings(full_group)
             group, settings = chosen_runs(full_group, choices), "tuned"
             search_lines = search_section(full_group, choices, baseline, key, all_cells, all_gains)
-            if tuned_dir is not None:
-                seeds = sorted(int(s) for s in full_group["seed"].unique())
-                write_choices(choices, key[0], tuned_dir, seeds=seeds)
+            searched.setdefault(key[0], {})[title_of(key)] = (choices, full_group["seed"])
         grid, regime, backbone, mixture = key
         shown = Path(backbone).name  # a local path (.device/...) is named by its folder or file
-        title = " · ".join(p for p in (grid, f"{regime} ({mixture})" if mixture else regime, shown) if p)
+        title = " · ".join(p for p in (grid, title_of(key)) if p)
         name = slug(grid, regime, mixture, backbone)
         reports = sorted(set(group.loc[group["status"] == "finished", "report"].dropna()))
         protocol = "; ".join(PROTOCOLS[r] for r in reports) or "no finished run"

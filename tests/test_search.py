@@ -84,3 +84,14 @@ def test_render_reports_the_search_and_writes_the_choices(runs, tmp_path):
     mine = cells[(cells["metric"] == "score") & (cells["task"] == "cb")].set_index("settings")
     assert mine.loc["tuned", "mean_pct"] == pytest.approx(42.0)
     assert mine.loc["as configured", "mean_pct"] == pytest.approx(92.0)
+
+
+def test_a_grid_with_two_tables_keeps_both_in_its_choices_file(runs, tmp_path):
+    for setting, values in SCORES.items():  # the same search on a second backbone
+        for seed, (selection, test) in enumerate(values):
+            write(runs / "g", f"pt_{seed}_{setting}_other.json",
+                  searched("cb", "prompt_tuning", seed, setting, 1 - selection, test, backbone="other"))
+    tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None, tuned_dir=tmp_path / "tuned")
+    tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
+    assert tuned["full · bb"]["cb"]["prompt_tuning"]["chosen"] == "lr_scale3.0"
+    assert tuned["full · other"]["cb"]["prompt_tuning"]["chosen"] == "lr_scale0.3"
