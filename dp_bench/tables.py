@@ -55,6 +55,8 @@ REFERENCE_COLUMNS = ("regime", "method", "task", "metric", "value", "backbone", 
 NO_GRID = "(no grid)"
 MIN_SEEDS = 3  # a cell with fewer finished seeds is shown as such, not as a number
 MAJORITY = "majority class"
+GAIN_COLUMNS = ["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict", "sd_seed_pts", "seeds_for_power", "seeds"]
+DEEP_BASELINE = "p_tuning_v2"  # deep dynamic prompts are also compared with the static deep prompt
 REGIME_FAMILIES = (("full", "Full data"), ("few_shot", "Few-shot"), ("multitask", "Multitask"))
 FAMILY_GRIDS = {"full": "paper_full", "few_shot": "paper_fewshot", "multitask": "paper_multitask"}
 README_SUMMARY = "readme.md"  # summary.md without figures: what `make table` puts in the README
@@ -229,8 +231,25 @@ def paired_gains(group: pd.DataFrame, baseline: str, metric: str = "score", n_bo
                          "verdict": verdict(stats_["ci_low"], stats_["ci_high"]) if len(seeds) >= MIN_SEEDS else "too few seeds",
                          "sd_seed_pts": stats_["sd_seed_pts"], "seeds_for_power": stats_["seeds_for_power"],
                          "seeds": ",".join(map(str, seeds))})
-    return pd.DataFrame(rows, columns=["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict",
-                                       "sd_seed_pts", "seeds_for_power", "seeds"])
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+def gains_with_baselines(group: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """:func:`paired_gains` over ``baseline``, plus each deep dynamic method over ``DEEP_BASELINE``.
+
+    A dynamic prompt at every layer (``p_tuning_v2_ins_vec``) differs from ``prompt_tuning`` in
+    depth as well as in its dynamic part; against the static deep prompt only the dynamic part
+    differs. Column ``baseline`` names the method each row is measured against.
+    """
+    frames = [paired_gains(group, baseline).assign(baseline=baseline)]
+    finished = group[group["status"] == "finished"]
+    deep = {r.method for r in finished.itertuples()
+            if is_dynamic(r.prompt) and isinstance(r.prompt, dict) and r.prompt.get("depth") == "deep"}
+    if baseline != DEEP_BASELINE and deep and (finished["method"] == DEEP_BASELINE).any():
+        subset = group[group["method"].isin(deep | {DEEP_BASELINE})]
+        frames.append(paired_gains(subset, DEEP_BASELINE).assign(baseline=DEEP_BASELINE))
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*GAIN_COLUMNS, "baseline"])
 
 
 def majority_row(group: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -251,7 +270,7 @@ def gains_markdown(gains: pd.DataFrame) -> str:
         return "—" if math.isnan(x) else "∞" if math.isinf(x) else f"{int(x)}"
 
     shown = pd.DataFrame({
-        "method": gains["method"], "task": gains["task"], "seeds": gains["n"],
+        "method": gains["method"], "vs": gains["baseline"], "task": gains["task"], "seeds": gains["n"],
         "gain (points)": gains["gain_pts"].map(lambda x: f"{x:+.2f}"),
         "95% CI (seeds × examples)": [f"[{lo:+.2f}, {hi:+.2f}]" if not math.isnan(lo) else "—"
                                       for lo, hi in zip(gains["ci_low"], gains["ci_high"], strict=True)],
@@ -503,10 +522,10 @@ def group_sections(
             all_cells.append(cells.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings, metric=metric))
             table = wide_table(cells, reference, regime, metric, majority, MIN_SEEDS)
             lines += [f"**{label.capitalize()}** ({shown})", "", table.to_markdown(), ""]
-        gains = paired_gains(group, baseline)
+        gains = gains_with_baselines(group, baseline)
         if not gains.empty:  # an empty frame's object columns would turn concat's floats to objects
             all_gains.append(gains.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings))
-        figures = [plot_gains(gains, baseline, f"{title}\ngain over {baseline}, 95% CI (bootstrap over seeds and examples, paired)", out / f"{name}__gain.png")]
+        figures = [plot_gains(gains[gains["baseline"] == baseline], baseline, f"{title}\ngain over {baseline}, 95% CI (bootstrap over seeds and examples, paired)", out / f"{name}__gain.png")]
         for field in DECISIONS:
             for method in _order(group["method"], METHOD_ORDER):
                 figures.append(plot_decisions(group, field, method, f"{title}\n{method}: chosen {field}", out / f"{name}__{field}__{method}.png"))
@@ -514,7 +533,8 @@ def group_sections(
             written.append(figure)
             lines += [f"![{figure.stem}]({figure.name})", ""]
         if not gains.empty:
-            lines += [f"Gains over {baseline} (official score points; paired by seed and example; 95% "
+            also = f", and deep dynamic prompts over {DEEP_BASELINE}" if (gains["baseline"] != baseline).any() else ""
+            lines += [f"Gains over {baseline}{also} (official score points; paired by seed and example; 95% "
                       "bootstrap interval over seeds and examples; a gain only where it excludes 0; seeds for "
                       "80% power: what a paired t-test at 5% would need for a difference of this size):", "",
                       gains_markdown(gains), ""]
@@ -528,7 +548,7 @@ def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, ke
     identity = dict(zip(GROUP_KEYS, key, strict=True))
     for metric in METRICS:
         all_cells.append(cell_stats(configured, metric).assign(**identity, settings=AS_CONFIGURED, metric=metric))
-    gains = paired_gains(configured, baseline)
+    gains = gains_with_baselines(configured, baseline)
     if not gains.empty:
         all_gains.append(gains.assign(**identity, settings=AS_CONFIGURED))
     shown = choices_table(choices, _order(choices["run_task"], TASK_ORDER), _order(choices["method"], METHOD_ORDER))

@@ -96,6 +96,26 @@ def test_paired_gains_bootstrap_over_seeds_and_examples(tmp_path):
     assert row["seeds_for_power"] >= 2
 
 
+def test_deep_dynamic_prompts_are_also_measured_against_the_static_deep_prompt(tmp_path):
+    label = [0, 1] * 20
+    deep = {"depth": "deep", "representation": "shared"}
+    deep_pool = {"depth": "deep", "representation": "instance_pool"}
+    for seed in range(3):
+        write(tmp_path / "g", f"pt{seed}.json", rte_record("prompt_tuning", seed, [0] * 40, label))  # 50%
+        write(tmp_path / "g", f"v2{seed}.json", rte_record("p_tuning_v2", seed, label[:30] + [0] * 10, label, deep))
+        write(tmp_path / "g", f"vec{seed}.json", rte_record("p_tuning_v2_ins_vec", seed, label[:32] + [0] * 8, label, deep_pool))
+        write(tmp_path / "g", f"dp{seed}.json", rte_record("adap_ins_pos", seed, [1] * 40, label, DYNAMIC))
+    frame, _ = tables.prepare(load_results(tmp_path)[0])
+    gains = tables.gains_with_baselines(frame, "prompt_tuning").set_index(["method", "baseline"])["gain_pts"]
+    assert gains.to_dict() == pytest.approx({
+        ("adap_ins_pos", "prompt_tuning"): 0.0,
+        ("p_tuning_v2_ins_vec", "prompt_tuning"): 100 * (36 / 40 - 0.5),
+        ("p_tuning_v2_ins_vec", "p_tuning_v2"): 100 * (36 / 40 - 35 / 40),  # the dynamic part alone
+    })
+    shown = tables.gains_markdown(tables.gains_with_baselines(frame, "prompt_tuning"))
+    assert [c.strip() for c in shown.splitlines()[0].split("|")[1:3]] == ["method", "vs"]
+
+
 def test_paired_gains_with_too_few_seeds_give_no_verdict(runs):
     frame, _ = tables.prepare(load_results(runs)[0])
     gains = tables.paired_gains(frame[frame["grid"] == "g"], "prompt_tuning").set_index(["method", "task"])
