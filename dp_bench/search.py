@@ -6,8 +6,8 @@ for multitask runs), the setting whose finished seeds have the best mean *select
 wins: the monitored score at each run's selected checkpoint, on the split that chose that
 checkpoint (a holdout of train for ``data.selection: train_holdout``), never val.jsonl when
 that is the reported set. The tables then report the chosen setting's runs only, so the
-search costs the reported numbers nothing (Lester et al. 2021 and the FewGLUE protocol tune
-on dev32 the same way). Ties go to the setting listed first ("" , the grid as configured,
+choice never sees the reported set (with ``data.selection: val`` it does, as the protocol
+line of such a table says). Ties go to the setting listed first ("", the grid as configured,
 before the others by name); a setting with fewer finished seeds than the most complete one
 cannot win (a search must compare like with like).
 
