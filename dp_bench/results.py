@@ -149,7 +149,8 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
     from different epochs. ``predictions`` holds the reported set's per-example labels and
     predictions. ``setting`` names the grid's search setting ("" for the grid as configured);
     ``selection_score`` is the monitored score at the selected checkpoint, on the
-    model-selection split (what a hyperparameter search may look at). Raises ValueError naming the file when an identity key or the status is wrong.
+    model-selection split (what a hyperparameter search may look at). Raises ValueError
+    naming the file when an identity key or the status is wrong.
     """
     missing = [k for k in IDENTITY_KEYS if record.get(k) is None]
     if missing:

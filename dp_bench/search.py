@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from dp_bench.grid import setting_label
+
 AS_CONFIGURED = "as configured"
 CHOICE_COLUMNS = ["method", "run_task", "setting", "chosen", "selection_mean_pct", "n", "complete"]
 
@@ -98,8 +100,6 @@ def choices_table(choices: pd.DataFrame, task_order: list[str], method_order: li
 
 def search_flags(grid: str, grids_dir: str | Path = "experiments/grids") -> dict[str, dict[str, Any]]:
     """``{setting label: its overrides}`` from the grid's YAML (empty when it has no file)."""
-    from dp_bench.grid import setting_label
-
     path = Path(grids_dir) / f"{grid}.yaml"
     if not path.is_file():
         return {}

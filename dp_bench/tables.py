@@ -41,6 +41,7 @@ import pandas as pd  # noqa: E402
 from dp_bench.paired import Scored, majority_metrics, paired_gain, verdict  # noqa: E402
 from dp_bench.results import DECISIONS, load_results  # noqa: E402
 from dp_bench.search import AS_CONFIGURED, choices_table, choose_settings, chosen_runs, has_search, write_choices  # noqa: E402
+from dp_bench.search import label as setting_text  # noqa: E402
 
 # SuperGLUE order as in the paper's tables; tasks and methods not listed follow by name.
 TASK_ORDER = ("boolq", "cb", "copa", "rte", "wic", "wsc", "multirc")
@@ -243,8 +244,7 @@ def gains_with_baselines(group: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """
     frames = [paired_gains(group, baseline).assign(baseline=baseline)]
     finished = group[group["status"] == "finished"]
-    deep = {r.method for r in finished.itertuples()
-            if is_dynamic(r.prompt) and isinstance(r.prompt, dict) and r.prompt.get("depth") == "deep"}
+    deep = {r.method for r in finished.itertuples() if is_dynamic(r.prompt) and r.prompt.get("depth") == "deep"}
     if baseline != DEEP_BASELINE and deep and (finished["method"] == DEEP_BASELINE).any():
         subset = group[group["method"].isin(deep | {DEEP_BASELINE})]
         frames.append(paired_gains(subset, DEEP_BASELINE).assign(baseline=DEEP_BASELINE))
@@ -552,7 +552,7 @@ def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, ke
     if not gains.empty:
         all_gains.append(gains.assign(**identity, settings=AS_CONFIGURED))
     shown = choices_table(choices, _order(choices["run_task"], TASK_ORDER), _order(choices["method"], METHOD_ORDER))
-    settings = ", ".join(f"`{s or AS_CONFIGURED}`" for s in sorted(set(choices["setting"])))
+    settings = ", ".join(f"`{setting_text(s)}`" for s in sorted(set(choices["setting"])))
     return [
         f"Hyperparameter search, the same for every method: settings {settings}, each on the same seeds. "
         "The tables below report, per method and task, the setting with the best mean score on the "

@@ -20,10 +20,11 @@ for folder in map(Path, sys.argv[1:]):
     for path in sorted(folder.rglob("*.json")):
         before = path.read_text()
         payload = json.loads(before)
-        if json.loads(dumps_json(payload)) != payload:
+        after = dumps_json(payload)
+        if json.loads(after) != payload:
             refused.append(str(path))
             continue
-        if dumps_json(payload) == before:
+        if after == before:
             unchanged += 1
             continue
         write_json_atomic(path, payload)
