@@ -134,9 +134,27 @@ DECISIONS = ("position", "length", "pool")  # per-example choices of the dynamic
 RESULT_COLUMNS = (
     "file", "status", "error", "grid", "run_task", "task", "method", "backbone", "regime", "seed", "setting",
     "selected_epoch", "selected_step", "monitor", "selection_score", "wall_time_s", "trainable_parameters", "finished_at",
-    "prompt", "decisions", "report", "predictions",
+    "prompt", "decisions", "report", "predictions", "protocol",
 )
 PREDICTION_KEYS = ("example_idx", "group_idx", "label", "pred")
+# What else must agree for runs of different regimes (a multitask run and the single-task runs
+# of its tasks) to be compared: the training budget, the inputs, the selection protocol, and the
+# method's whole model config (prompt, learning rates); not the task list nor the mixing.
+PROTOCOL_KEYS = (("trainer", "max_epochs"), ("data", "max_length"), ("data", "batch_size"),
+                 ("data", "selection"), ("data", "holdout_fraction"))
+
+
+def training_protocol(config: dict[str, Any] | None) -> str:
+    """A record's training protocol as canonical JSON (equal strings: comparable runs).
+
+    ``model.lr_scale`` counts as 1.0 where a record predates it; the backbone is left out (it
+    is an identity key of every record already).
+    """
+    config = config or {}
+    model = {k: v for k, v in (config.get("model") or {}).items() if k not in ("backbone", "lr_scale")}
+    model["lr_scale"] = (config.get("model") or {}).get("lr_scale") or 1.0
+    fields = {f"{section}.{key}": (config.get(section) or {}).get(key) for section, key in PROTOCOL_KEYS}
+    return json.dumps({**fields, "model": model}, sort_keys=True, default=str)
 
 
 def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]]:
@@ -163,6 +181,7 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
     flat = selected.get("metrics") or {}
     predictions = selected.get("predictions") or {}
     prompt = ((record.get("config") or {}).get("model") or {}).get("prompt")
+    protocol = training_protocol(record.get("config"))
     rows = []
     test = record.get("test") or {}
     for task in tasks:
@@ -186,6 +205,7 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
             "decisions": {k: mine[k] for k in DECISIONS if mine.get(k) is not None},
             "report": "test" if task in test else "selection",
             "predictions": {k: mine[k] for k in PREDICTION_KEYS if mine.get(k) is not None},
+            "protocol": protocol,
             **metrics,
         })
     return rows

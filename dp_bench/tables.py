@@ -58,6 +58,7 @@ MIN_SEEDS = 3  # a cell with fewer finished seeds is shown as such, not as a num
 MAJORITY = "majority class"
 GAIN_COLUMNS = ["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict", "sd_seed_pts", "seeds_for_power", "seeds"]
 DEEP_BASELINE = "p_tuning_v2"  # deep dynamic prompts are also compared with the static deep prompt
+SINGLE_TASK = "single-task"  # multitask runs are also compared with their methods' single-task runs
 REGIME_FAMILIES = (("full", "Full data"), ("few_shot", "Few-shot"), ("multitask", "Multitask"))
 FAMILY_GRIDS = {"full": "paper_full", "few_shot": "paper_fewshot", "multitask": "paper_multitask"}
 README_SUMMARY = "readme.md"  # summary.md without figures: what `make table` puts in the README
@@ -212,27 +213,62 @@ def paired_gains(group: pd.DataFrame, baseline: str, metric: str = "score", n_bo
     bootstrap over seeds and examples, from the records' per-example predictions (NaN where
     a record lacks them). ``verdict`` calls it a gain only where the interval excludes zero.
     """
-    ok = group[(group["status"] == "finished") & group[metric].notna()]
+    ok = _scored(group, metric)
     base = ok[ok["method"] == baseline].set_index(["task", "seed"])
     dynamic = sorted({r.method for r in ok.itertuples() if r.method != baseline and is_dynamic(r.prompt)})
     rows = []
     for method in _order(dynamic, METHOD_ORDER):
-        mine = ok[ok["method"] == method].set_index(["task", "seed"])
-        both = mine.index.intersection(base.index)
-        for task in _order(both.get_level_values("task"), TASK_ORDER):
-            seeds = sorted(s for t, s in both if t == task)
-            diffs = [(mine.loc[(task, s), metric] - base.loc[(task, s), metric]) * 100 for s in seeds]
-            pairs = [(Scored.from_predictions(task, mine.loc[(task, s), "predictions"]),
-                      Scored.from_predictions(task, base.loc[(task, s), "predictions"])) for s in seeds]
-            stats_ = {"ci_low": math.nan, "ci_high": math.nan, "sd_seed_pts": math.nan, "seeds_for_power": math.nan}
-            if all(m is not None and b is not None for m, b in pairs) and metric == "score":
-                stats_ = paired_gain(task, pairs, n_boot=n_boot)
-            rows.append({"method": method, "task": task, "n": len(seeds), "gain_pts": float(np.mean(diffs)),
-                         "ci_low": stats_["ci_low"], "ci_high": stats_["ci_high"],
-                         "verdict": verdict(stats_["ci_low"], stats_["ci_high"]) if len(seeds) >= MIN_SEEDS else "too few seeds",
-                         "sd_seed_pts": stats_["sd_seed_pts"], "seeds_for_power": stats_["seeds_for_power"],
-                         "seeds": ",".join(map(str, seeds))})
+        rows += _paired_rows(method, ok[ok["method"] == method].set_index(["task", "seed"]), base, metric, n_boot)
     return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+def _scored(group: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return group[(group["status"] == "finished") & group[metric].notna()]
+
+
+def _paired_rows(method: str, mine: pd.DataFrame, base: pd.DataFrame, metric: str, n_boot: int) -> list[dict[str, Any]]:
+    """Rows of :data:`GAIN_COLUMNS`: ``mine`` over ``base`` per task, both indexed by (task, seed)."""
+    both = mine.index.intersection(base.index)
+    rows = []
+    for task in _order(both.get_level_values("task"), TASK_ORDER):
+        seeds = sorted(s for t, s in both if t == task)
+        diffs = [(mine.loc[(task, s), metric] - base.loc[(task, s), metric]) * 100 for s in seeds]
+        pairs = [(Scored.from_predictions(task, mine.loc[(task, s), "predictions"]),
+                  Scored.from_predictions(task, base.loc[(task, s), "predictions"])) for s in seeds]
+        stats_ = {"ci_low": math.nan, "ci_high": math.nan, "sd_seed_pts": math.nan, "seeds_for_power": math.nan}
+        if all(m is not None and b is not None for m, b in pairs) and metric == "score":
+            stats_ = paired_gain(task, pairs, n_boot=n_boot)
+        rows.append({"method": method, "task": task, "n": len(seeds), "gain_pts": float(np.mean(diffs)),
+                     "ci_low": stats_["ci_low"], "ci_high": stats_["ci_high"],
+                     "verdict": verdict(stats_["ci_low"], stats_["ci_high"]) if len(seeds) >= MIN_SEEDS else "too few seeds",
+                     "sd_seed_pts": stats_["sd_seed_pts"], "seeds_for_power": stats_["seeds_for_power"],
+                     "seeds": ",".join(map(str, seeds))})
+    return rows
+
+
+def multitask_vs_single_task(group: pd.DataFrame, frame: pd.DataFrame, metric: str = "score",
+                             n_boot: int = 2000) -> pd.DataFrame:
+    """Each method's multitask runs (``group``) over its own single-task runs, per task of the mixture.
+
+    A multitask run is paired with the full-data single-task run of the same method, task,
+    backbone, seed and search setting that was trained under the same protocol
+    (:func:`dp_bench.results.training_protocol`: epochs, input length, batch size, selection
+    split, the method's model config), from any grid of ``frame``, on the same val.jsonl
+    examples; the gain and its interval are those of :func:`paired_gains`. Column ``baseline``
+    says ``single-task (<grids>)``.
+    """
+    keys = ["backbone", "method", "task", "seed", "setting", "protocol"]
+    multi = _scored(group, metric)
+    single = _scored(frame[(frame["regime"] == "full") & (frame["mixture"] == "")], metric)
+    single = single.sort_values(["grid", "file"]).drop_duplicates(keys)  # one run per pairing, by grid name
+    matched = multi.merge(single, on=keys, suffixes=("", "_single"))
+    rows, grids = [], sorted(set(matched["grid_single"]))
+    for method in _order(matched["method"], METHOD_ORDER):
+        pairs = matched[matched["method"] == method].set_index(["task", "seed"])
+        base = pairs[[c for c in pairs.columns if c.endswith("_single")]].rename(columns=lambda c: c[: -len("_single")])
+        rows += _paired_rows(method, pairs, base, metric, n_boot)
+    baseline = f"{SINGLE_TASK} ({', '.join(grids)})"
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS).assign(baseline=baseline)
 
 
 def gains_with_baselines(group: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -417,6 +453,7 @@ def render(
         (out / name).unlink(missing_ok=True)
     frame, problems = load_results(runs_dir)
     frame, duplicates = prepare(frame)
+    everything = frame  # multitask runs are compared with single-task runs of any grid
     if grids:
         frame = frame[frame["grid"].isin(grids)]
     reference = load_reference(reference_dir)
@@ -445,7 +482,7 @@ def render(
         lines += [f"## {families.get(family, family)}", ""]
         if not mine:
             lines += [f"No records yet: `dp-bench grid --config experiments/grids/{FAMILY_GRIDS.get(family, 'smoke')}.yaml`.", ""]
-        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written, searched)
+        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written, searched, everything)
     if frame.empty:
         lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
     lines += bench_section(bench_dir)
@@ -456,7 +493,7 @@ def render(
     tables = {
         "cells.csv": pd.concat(all_cells, ignore_index=True)[columns].rename(columns={"mean": "mean_pct", "std": "std_pct"}) if all_cells else pd.DataFrame(columns=columns),
         "gains.csv": pd.concat(all_gains, ignore_index=True) if all_gains else pd.DataFrame(),
-        "runs.csv": frame.drop(columns=["prompt", "decisions", "predictions"]).sort_values(["file", "task"]),
+        "runs.csv": frame.drop(columns=["prompt", "decisions", "predictions", "protocol"]).sort_values(["file", "task"]),
     }
     for filename, table in tables.items():
         table.to_csv(out / filename, index=False, float_format="%.6g")
@@ -493,13 +530,14 @@ def title_of(key: tuple) -> str:
 def group_sections(
     groups: list[tuple[tuple, pd.DataFrame]], reference: pd.DataFrame, baseline: str, out: Path,
     all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame], written: list[Path],
-    searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]],
+    searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]], everything: pd.DataFrame | None = None,
 ) -> list[str]:
     """One section per (grid, regime, backbone, mixture): tables, figures and gains.
 
     Appends to ``all_cells`` / ``all_gains`` (for the CSVs, whose ``settings`` column says
     "tuned", "as configured" or "" for a grid without search), ``written`` (the files made)
-    and ``searched`` (grid -> table title -> its search choices and seeds).
+    and ``searched`` (grid -> table title -> its search choices and seeds). A multitask
+    section also compares each method with its single-task runs among ``everything``.
     """
     lines = []
     for key, full_group in groups:
@@ -538,7 +576,24 @@ def group_sections(
                       "bootstrap interval over seeds and examples; a gain only where it excludes 0; seeds for "
                       "80% power: what a paired t-test at 5% would need for a difference of this size):", "",
                       gains_markdown(gains), ""]
+        if mixture and everything is not None:
+            lines += single_task_lines(group, everything, key, settings, all_gains)
     return lines
+
+
+def single_task_lines(group: pd.DataFrame, everything: pd.DataFrame, key: tuple, settings: str,
+                      all_gains: list[pd.DataFrame]) -> list[str]:
+    """A multitask section's comparison with single-task training (:func:`multitask_vs_single_task`)."""
+    versus = multitask_vs_single_task(group, everything)
+    if versus.empty:
+        return [f"Multitask vs {SINGLE_TASK}: no full-data single-task runs of these methods and tasks under "
+                "the same training protocol (epochs, input length, batch size, selection, method config).", ""]
+    all_gains.append(versus.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings))
+    return [f"Multitask over {SINGLE_TASK} training (each method against its own full-data single-task runs "
+            "under the same training protocol: epochs, input length, batch size, selection split, method "
+            "config; official score points; paired by seed and example; 95% bootstrap interval over seeds "
+            "and examples; a gain only where it excludes 0):", "",
+            gains_markdown(versus), ""]
 
 
 def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, key: tuple,

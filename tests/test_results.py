@@ -153,3 +153,14 @@ def test_git_state_takes_the_sha_from_the_environment_when_set(tmp_path, monkeyp
     assert results.git_state(tmp_path) == {"git_sha": "0" * 40, "git_dirty": None}
     # Also inside a checkout: a copied tree's .git may be stale (the device copy's is).
     assert results.git_state(Path(__file__).parent) == {"git_sha": "0" * 40, "git_dirty": None}
+
+
+def test_training_protocol_ignores_the_task_list_and_fills_the_default_lr_scale():
+    base = {"trainer": {"max_epochs": 10}, "data": {"max_length": 128, "selection": "train_holdout", "tasks": ["cb"],
+            "regime": "full"}, "model": {"prompt": {"length": 20}, "backbone": "bb"}, "record": {"path": "a.json"}}
+    multitask = base | {"data": base["data"] | {"tasks": ["cb", "copa"], "regime": "multitask"}, "record": {"path": "b.json"}}
+    assert results.training_protocol(base) == results.training_protocol(multitask)
+    assert results.training_protocol(base) == results.training_protocol(base | {"model": base["model"] | {"lr_scale": 1.0}})
+    assert results.training_protocol(base) != results.training_protocol(base | {"model": base["model"] | {"lr_scale": 0.3}})
+    assert results.training_protocol(base) != results.training_protocol(base | {"trainer": {"max_epochs": 3}})
+    assert results.training_protocol(base) != results.training_protocol(base | {"model": {"prompt": {"length": 5}}})

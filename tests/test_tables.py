@@ -116,6 +116,28 @@ def test_deep_dynamic_prompts_are_also_measured_against_the_static_deep_prompt(t
     assert [c.strip() for c in shown.splitlines()[0].split("|")[1:3]] == ["method", "vs"]
 
 
+def test_multitask_runs_are_compared_with_single_task_runs_of_the_same_protocol(tmp_path):
+    label = [0, 1] * 20
+    for seed in range(3):
+        single = rte_record("prompt_tuning", seed, [0] * 40, label) | {"grid": "s"}  # 50%
+        single["config"]["trainer"] = {"max_epochs": 10}
+        write(tmp_path / "s", f"single{seed}.json", single)
+        shorter = rte_record("prompt_tuning", seed, label, label) | {"grid": "a_short"}  # 100%, another budget; sorts first
+        shorter["config"]["trainer"] = {"max_epochs": 3}
+        write(tmp_path / "short", f"short{seed}.json", shorter)
+        multi = make_record("cb+rte", "prompt_tuning", seed, scores={"cb": 0.5, "rte": 0.75}, grid="m", regime="multitask")
+        multi["config"]["trainer"] = {"max_epochs": 10}
+        multi["selected"]["predictions"]["rte"] |= {"label": label, "pred": label[:20] + [0] * 20, "example_idx": list(range(40))}
+        write(tmp_path / "m", f"multi{seed}.json", multi)
+    frame, _ = tables.prepare(load_results(tmp_path)[0])
+    versus = tables.multitask_vs_single_task(frame[frame["grid"] == "m"], frame, n_boot=300)
+    assert versus[["method", "task", "baseline"]].values.tolist() == [["prompt_tuning", "rte", "single-task (s)"]]  # no CB single run
+    row = versus.iloc[0]
+    assert row["n"] == 3 and row["gain_pts"] == pytest.approx(25.0) and row["verdict"] == "gain"
+    summary = tables.render(tmp_path, tmp_path / "out", reference_dir=tmp_path / "none", bench_dir=None).read_text()
+    assert "| prompt_tuning | single-task (s) | rte" in summary.replace("  ", " ").replace("  ", " ")
+
+
 def test_paired_gains_with_too_few_seeds_give_no_verdict(runs):
     frame, _ = tables.prepare(load_results(runs)[0])
     gains = tables.paired_gains(frame[frame["grid"] == "g"], "prompt_tuning").set_index(["method", "task"])
