@@ -40,7 +40,14 @@ import pandas as pd  # noqa: E402
 
 from dp_bench.paired import Scored, majority_metrics, paired_gain, verdict  # noqa: E402
 from dp_bench.results import DECISIONS, load_results  # noqa: E402
-from dp_bench.search import AS_CONFIGURED, choices_table, choose_settings, chosen_runs, has_search, write_choices  # noqa: E402
+from dp_bench.search import (  # noqa: E402
+    AS_CONFIGURED,
+    choices_table,
+    choose_settings,
+    chosen_runs,
+    has_search,
+    write_choices,
+)
 from dp_bench.search import label as setting_text  # noqa: E402
 
 # SuperGLUE order as in the paper's tables; tasks and methods not listed follow by name.
