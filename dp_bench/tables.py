@@ -66,6 +66,11 @@ MAJORITY = "majority class"
 GAIN_COLUMNS = ["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict", "sd_seed_pts", "seeds_for_power", "seeds"]
 DEEP_BASELINE = "p_tuning_v2"  # deep dynamic prompts are also compared with the static deep prompt
 SINGLE_TASK = "single-task"  # multitask runs are also compared with their methods' single-task runs
+GAINS_NOTE = (
+    "official score points; paired by seed and example; 95% bootstrap interval over seeds and examples; "
+    "a gain only where it excludes 0; seeds for 80% power: what a paired t-test at 5% would need for a "
+    "difference of this size"
+)
 REGIME_FAMILIES = (("full", "Full data"), ("few_shot", "Few-shot"), ("multitask", "Multitask"))
 FAMILY_GRIDS = {"full": "paper_full", "few_shot": "paper_fewshot", "multitask": "paper_multitask"}
 README_SUMMARY = "readme.md"  # summary.md without figures: what `make table` puts in the README
@@ -579,10 +584,7 @@ def group_sections(
             lines += [f"![{figure.stem}]({figure.name})", ""]
         if not gains.empty:
             also = f", and deep dynamic prompts over {DEEP_BASELINE}" if (gains["baseline"] != baseline).any() else ""
-            lines += [f"Gains over {baseline}{also} (official score points; paired by seed and example; 95% "
-                      "bootstrap interval over seeds and examples; a gain only where it excludes 0; seeds for "
-                      "80% power: what a paired t-test at 5% would need for a difference of this size):", "",
-                      gains_markdown(gains), ""]
+            lines += [f"Gains over {baseline}{also} ({GAINS_NOTE}):", "", gains_markdown(gains), ""]
         if mixture and everything is not None:
             lines += single_task_lines(group, everything, key, settings, all_gains)
     return lines
@@ -598,10 +600,7 @@ def single_task_lines(group: pd.DataFrame, everything: pd.DataFrame, key: tuple,
     all_gains.append(versus.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings))
     return [f"Multitask over {SINGLE_TASK} training (each method against its own full-data single-task runs "
             "under the same training protocol: epochs, input length, batch size, selection split, method "
-            "config; official score points; paired by seed and example; 95% bootstrap interval over seeds "
-            "and examples; a gain only where it excludes 0; seeds for 80% power: what a paired t-test at "
-            "5% would need for a difference of this size):", "",
-            gains_markdown(versus), ""]
+            f"config; {GAINS_NOTE}):", "", gains_markdown(versus), ""]
 
 
 def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, key: tuple,
