@@ -151,8 +151,9 @@ def training_protocol(config: dict[str, Any] | None) -> str:
     is an identity key of every record already).
     """
     config = config or {}
-    model = {k: v for k, v in (config.get("model") or {}).items() if k not in ("backbone", "lr_scale")}
-    model["lr_scale"] = (config.get("model") or {}).get("lr_scale") or 1.0
+    model_config = config.get("model") or {}
+    model = {k: v for k, v in model_config.items() if k not in ("backbone", "lr_scale")}
+    model["lr_scale"] = model_config.get("lr_scale") or 1.0
     fields = {f"{section}.{key}": (config.get(section) or {}).get(key) for section, key in PROTOCOL_KEYS}
     return json.dumps({**fields, "model": model}, sort_keys=True, default=str)
 

@@ -66,6 +66,7 @@ MAJORITY = "majority class"
 GAIN_COLUMNS = ["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict", "sd_seed_pts", "seeds_for_power", "seeds"]
 DEEP_BASELINE = "p_tuning_v2"  # deep dynamic prompts are also compared with the static deep prompt
 SINGLE_TASK = "single-task"  # multitask runs are also compared with their methods' single-task runs
+SAME_PROTOCOL = "the same training protocol (epochs, input length, batch size, selection split, method config)"
 GAINS_NOTE = (
     "official score points; paired by seed and example; 95% bootstrap interval over seeds and examples; "
     "a gain only where it excludes 0; seeds for 80% power: what a paired t-test at 5% would need for a "
@@ -542,7 +543,7 @@ def title_of(key: tuple) -> str:
 def group_sections(
     groups: list[tuple[tuple, pd.DataFrame]], reference: pd.DataFrame, baseline: str, out: Path,
     all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame], written: list[Path],
-    searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]], everything: pd.DataFrame | None = None,
+    searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]], everything: pd.DataFrame,
 ) -> list[str]:
     """One section per (grid, regime, backbone, mixture): tables, figures and gains.
 
@@ -585,7 +586,7 @@ def group_sections(
         if not gains.empty:
             also = f", and deep dynamic prompts over {DEEP_BASELINE}" if (gains["baseline"] != baseline).any() else ""
             lines += [f"Gains over {baseline}{also} ({GAINS_NOTE}):", "", gains_markdown(gains), ""]
-        if mixture and everything is not None:
+        if mixture:
             lines += single_task_lines(group, everything, key, settings, all_gains)
     return lines
 
@@ -596,11 +597,10 @@ def single_task_lines(group: pd.DataFrame, everything: pd.DataFrame, key: tuple,
     versus = multitask_vs_single_task(group, everything)
     if versus.empty:
         return [f"Multitask vs {SINGLE_TASK}: no full-data single-task runs of these methods and tasks under "
-                "the same training protocol (epochs, input length, batch size, selection, method config).", ""]
+                f"{SAME_PROTOCOL}.", ""]
     all_gains.append(versus.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings))
     return [f"Multitask over {SINGLE_TASK} training (each method against its own full-data single-task runs "
-            "under the same training protocol: epochs, input length, batch size, selection split, method "
-            f"config; {GAINS_NOTE}):", "", gains_markdown(versus), ""]
+            f"under {SAME_PROTOCOL}; {GAINS_NOTE}):", "", gains_markdown(versus), ""]
 
 
 def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, key: tuple,
