@@ -134,7 +134,7 @@ DECISIONS = ("position", "length", "pool")  # per-example choices of the dynamic
 RESULT_COLUMNS = (
     "file", "status", "error", "grid", "run_task", "task", "method", "backbone", "regime", "seed", "setting",
     "selected_epoch", "selected_step", "monitor", "selection_score", "wall_time_s", "trainable_parameters", "finished_at",
-    "prompt", "decisions", "report", "predictions", "protocol",
+    "machine", "prompt", "decisions", "report", "predictions", "protocol",
 )
 PREDICTION_KEYS = ("example_idx", "group_idx", "label", "pred")
 # What else must agree for runs of different regimes (a multitask run and the single-task runs
@@ -156,6 +156,14 @@ def training_protocol(config: dict[str, Any] | None) -> str:
     model["lr_scale"] = model_config.get("lr_scale") or 1.0
     fields = {f"{section}.{key}": (config.get(section) or {}).get(key) for section, key in PROTOCOL_KEYS}
     return json.dumps({**fields, "model": model}, sort_keys=True, default=str)
+
+
+def machine_kind(record: dict[str, Any]) -> str:
+    """The kind of machine a record ran on: its GPU's name, or ``CPU`` (``unknown``: no ``machine``)."""
+    machine = record.get("machine")
+    if not isinstance(machine, dict):
+        return "unknown"
+    return machine.get("gpu") or "CPU"
 
 
 def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]]:
@@ -202,7 +210,7 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
             "monitor": selected.get("monitor"), "selection_score": flat.get(selected.get("monitor")),
             "wall_time_s": record.get("wall_time_s"),
             "trainable_parameters": record.get("trainable_parameters"),
-            "finished_at": record.get("finished_at"), "prompt": prompt,
+            "finished_at": record.get("finished_at"), "machine": machine_kind(record), "prompt": prompt,
             "decisions": {k: mine[k] for k in DECISIONS if mine.get(k) is not None},
             "report": "test" if task in test else "selection",
             "predictions": {k: mine[k] for k in PREDICTION_KEYS if mine.get(k) is not None},

@@ -359,9 +359,16 @@ def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric
 
 
 def status_line(group: pd.DataFrame) -> str:
+    """``60 finished, 1 failed; machines: NVIDIA H200 (56), CPU (5)``: a section's runs, and where they ran.
+
+    GPU runs reproduce within noise, CPU runs exactly, so a reader must see which is which.
+    """
     runs = group.drop_duplicates("file")
     counts = runs["status"].value_counts()
-    return ", ".join(f"{counts[s]} {s}" for s in ("finished", "failed", "interrupted") if s in counts)
+    statuses = ", ".join(f"{counts[s]} {s}" for s in ("finished", "failed", "interrupted") if s in counts)
+    machines = runs["machine"].fillna("unknown").value_counts()
+    kinds = sorted(machines.index, key=lambda m: (-machines[m], m))
+    return f"{statuses}; machines: " + ", ".join(f"{m} ({machines[m]})" for m in kinds)
 
 
 # ---------------------------------------------------------------- figures

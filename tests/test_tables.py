@@ -63,6 +63,16 @@ def test_cell_mean_std_and_seed_count(runs):
     assert accuracy["mean"] == pytest.approx(69.0)
 
 
+def test_status_line_says_which_machines_ran_the_runs(tmp_path):
+    d = tmp_path / "runs"
+    machines = [{"cpus": 16, "gpu": "NVIDIA H200"}, {"cpus": 16, "gpu": "NVIDIA H200"}, {"cpus": 2, "gpu": None}, None]
+    for seed, machine in enumerate(machines):
+        record = make_record("cb", "prompt_tuning", seed, scores={"cb": 0.5}, status="finished" if seed < 3 else "failed")
+        write(d / "g", f"cb_{seed}.json", record | ({"machine": machine} if machine else {}))
+    frame, _ = tables.prepare(load_results(d)[0])
+    assert tables.status_line(frame) == "3 finished, 1 failed; machines: NVIDIA H200 (2), CPU (1), unknown (1)"
+
+
 def test_cells_show_missing_and_failed_never_zero(runs):
     cells = cells_of(runs)
     assert tables.format_cell(cells.loc[("prompt_tuning", "cb")]) == "70.0 ± 10.0 (n=3)"
