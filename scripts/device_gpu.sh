@@ -24,6 +24,11 @@
 #   then   .device-parts/smollm2-<i>          stash .device-parts/smollm2-<i>    (one call a part)
 #   last.  .device/whl .device/whl-gguf .device/superglue
 #                                             DP_BENCH_GIT_SHA=<sent commit> ... smollm2
+#   more.  (nothing)                          DP_BENCH_GIT_SHA=<sent commit> GRIDS=<grid> ... grids
+#          A grid longer than one call (10 minutes) goes on in further calls: first unpack the
+#          last call's $OUT/minilm.tgz records into the tree (untracked; they travel with it), so
+#          the grid there resumes its interrupted runs from the checkpoints/ the machine kept
+#          (the stash, the joined weights and the installed wheels stay too).
 # Make each call within 30 s of the last (or the machine, and the stash, go back).
 # Set DP_BENCH_GIT_SHA: the tree there is a copy whose .git, if any, is not your checkout.
 set -u
