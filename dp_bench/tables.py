@@ -366,7 +366,7 @@ def status_line(group: pd.DataFrame) -> str:
     runs = group.drop_duplicates("file")
     counts = runs["status"].value_counts()
     statuses = ", ".join(f"{counts[s]} {s}" for s in ("finished", "failed", "interrupted") if s in counts)
-    machines = runs["machine"].fillna("unknown").value_counts()
+    machines = runs["machine"].value_counts()  # results.machine_kind already names a missing machine "unknown"
     kinds = sorted(machines.index, key=lambda m: (-machines[m], m))
     return f"{statuses}; machines: " + ", ".join(f"{m} ({machines[m]})" for m in kinds)
 
