@@ -72,8 +72,7 @@ class DPBenchCLI(LightningCLI):
         """Honest protocol: with a train holdout for selection, report val.jsonl once, at the selected checkpoint."""
         if getattr(self.datamodule, "selection", "val") != "train_holdout":
             return
-        checkpoint = self.trainer.checkpoint_callback
-        best = checkpoint.best_model_path if checkpoint is not None else ""
+        best = self.best_checkpoint.best_model_path
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def instantiate_trainer(self, **kwargs):
@@ -84,17 +83,24 @@ class DPBenchCLI(LightningCLI):
             settings.path = os.path.join(settings.dir, default_record_name(identity))
         resolved = json.loads(self.parser.dump(self.config, format="json", skip_none=False, skip_check=True))
         recorder = RunRecorder(settings, identity, resolved[self.subcommand])
-        checkpoint = ModelCheckpoint(
-            dirpath=checkpoint_dir(settings.path),
-            monitor=settings.monitor, mode="max", save_last=True, save_top_k=1,
+        # Two checkpoints: the selected epoch (``after_fit`` tests it) and the latest one
+        # (``last.ckpt``, what ``--ckpt_path`` resumes). Lightning 2.6 writes ``save_last`` only
+        # at a step where a top-k checkpoint was saved, so with save_top_k=1 ``last.ckpt`` stayed
+        # at the best epoch and a resumed run redid the epochs after it; an unmonitored
+        # callback named "last" writes it at every validation instead.
+        best = ModelCheckpoint(dirpath=checkpoint_dir(settings.path), monitor=settings.monitor, mode="max", save_top_k=1)
+        latest = ModelCheckpoint(
+            dirpath=checkpoint_dir(settings.path), filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
+            monitor=None, save_top_k=1, enable_version_counter=False,
         )
-        extra = [recorder, checkpoint] if self.subcommand == "fit" else []
+        extra = [recorder, best, latest] if self.subcommand == "fit" else []
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.extend(extra)
         if self.subcommand == "fit":
             # The bare ModelCheckpoint Lightning adds by default would duplicate ours.
-            trainer.callbacks[:] = [c for c in trainer.callbacks if not (isinstance(c, ModelCheckpoint) and c is not checkpoint)]
-        self.recorder = recorder
+            ours = (best, latest)
+            trainer.callbacks[:] = [c for c in trainer.callbacks if not (isinstance(c, ModelCheckpoint) and c not in ours)]
+        self.recorder, self.best_checkpoint = recorder, best
         return trainer
 
 

@@ -61,6 +61,26 @@ def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters(workdi
         assert torch.equal(reloaded(batch)[0], cli.model(batch)[0])
 
 
+def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(workdir):
+    # lr 0: every epoch scores the same, so only epoch 0 is ever "best"; last.ckpt must still
+    # hold epoch 1, so that resuming runs epoch 2 only and keeps the selection of epoch 0.
+    record_path = workdir / "record.json"
+    args = ["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.limit_train_batches", "2",
+            "--trainer.logger", "false", "--model.lr", "0", "--record.path", str(record_path), *SMALL]
+    first = run([*args, "--trainer.max_epochs", "2"])
+    last_path = next((workdir / "checkpoints").rglob("last.ckpt"))
+    last = torch.load(last_path, weights_only=False)
+    best_path = first.best_checkpoint.best_model_path
+    assert Path(best_path).name.startswith("epoch=0-")
+    assert (last["epoch"], last["global_step"]) == (1, first.trainer.global_step) == (1, 4)
+
+    resumed = run([*args, "--trainer.max_epochs", "3", "--ckpt_path", str(last_path)])
+    record = json.loads(record_path.read_text())
+    assert [h["epoch"] for h in record["history"]] == [0, 1, 2]
+    assert record["selected"]["epoch"] == 0 and resumed.best_checkpoint.best_model_path == best_path
+    assert resumed.trainer.global_step == 6
+
+
 def test_frozen_backbone_is_unchanged_by_training(workdir):
     cli = run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true", *SMALL])
     fresh = PromptTuningModule(method="prompt_tuning", prompt=cli.model.prompt_config, tasks=["cb"])
