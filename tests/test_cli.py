@@ -70,9 +70,9 @@ def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(wo
     first = run([*args, "--trainer.max_epochs", "2"])
     last_path = next((workdir / "checkpoints").rglob("last.ckpt"))
     last = torch.load(last_path, weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (1, first.trainer.global_step) == (1, 4)
     best_path = first.best_checkpoint.best_model_path
     assert Path(best_path).name.startswith("epoch=0-")
-    assert (last["epoch"], last["global_step"]) == (1, first.trainer.global_step) == (1, 4)
 
     resumed = run([*args, "--trainer.max_epochs", "3", "--ckpt_path", str(last_path)])
     record = json.loads(record_path.read_text())
