@@ -88,10 +88,11 @@ class DPBenchCLI(LightningCLI):
         # at a step where a top-k checkpoint was saved, so with save_top_k=1 ``last.ckpt`` stayed
         # at the best epoch and a resumed run redid the epochs after it; an unmonitored
         # callback named "last" writes it at every validation instead.
-        best = ModelCheckpoint(dirpath=checkpoint_dir(settings.path), monitor=settings.monitor, mode="max", save_top_k=1)
+        dirpath = checkpoint_dir(settings.path)
+        best = ModelCheckpoint(dirpath=dirpath, monitor=settings.monitor, mode="max", save_top_k=1)
         latest = ModelCheckpoint(
-            dirpath=checkpoint_dir(settings.path), filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
-            monitor=None, save_top_k=1, enable_version_counter=False,
+            dirpath=dirpath, filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, monitor=None, save_top_k=1,
+            enable_version_counter=False,
         )
         extra = [recorder, best, latest] if self.subcommand == "fit" else []
         trainer = super().instantiate_trainer(**kwargs)
