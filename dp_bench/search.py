@@ -9,7 +9,10 @@ that is the reported set. The tables then report the chosen setting's runs only,
 choice never sees the reported set (with ``data.selection: val`` it does, as the protocol
 line of such a table says). Ties go to the setting listed first ("", the grid as configured,
 before the others by name); a setting with fewer finished seeds than the most complete one
-cannot win (a search must compare like with like).
+cannot win (a search must compare like with like). A search that is still under way (its
+runs are committed as they come) is not yet a choice: a setting takes part in a task's choice
+only once every method of that task has a record in it for every seed, so no method is tuned
+over more settings than another.
 
 :func:`write_choices` writes the choices, the search they came from and the selection scores
 to ``experiments/tuned/<grid>.yaml``.
@@ -26,7 +29,7 @@ import yaml
 from dp_bench.grid import setting_label
 
 AS_CONFIGURED = "as configured"
-CHOICE_COLUMNS = ["method", "run_task", "setting", "chosen", "selection_mean_pct", "n", "complete"]
+CHOICE_COLUMNS = ["method", "run_task", "setting", "chosen", "selection_mean_pct", "n", "complete", "in_search"]
 
 
 def label(setting: str) -> str:
@@ -38,27 +41,45 @@ def has_search(group: pd.DataFrame) -> bool:
     return group["setting"].fillna("").nunique() > 1
 
 
+def searched_settings(group: pd.DataFrame) -> dict[str, set[str]]:
+    """``{run_task: settings that take part in its choice}``.
+
+    A setting takes part once it has a record (any status) for every (method, seed) that any
+    setting of the task has: the same budget for every method. Where none does yet, the grid
+    as configured ("") stands alone, and is reported untuned.
+    """
+    runs = group.assign(setting=group["setting"].fillna("")).drop_duplicates("file")
+    searched = {}
+    for run_task, mine in runs.groupby("run_task", sort=True):
+        cells = {s: set(zip(r["method"], r["seed"], strict=True)) for s, r in mine.groupby("setting")}
+        every_cell = set().union(*cells.values())
+        searched[run_task] = {s for s, have in cells.items() if have == every_cell} or {""}
+    return searched
+
+
 def choose_settings(group: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, run_task, setting): mean selection score ×100, seeds, and which wins.
 
-    ``complete`` is False where a setting has fewer finished seeds than the cell's most
-    complete setting; such a setting is never chosen.
+    ``in_search`` is False for a setting that not every method of the task has run on every
+    seed yet (:func:`searched_settings`); ``complete`` is False where a setting has fewer
+    finished seeds than the cell's most complete setting. Neither kind is ever chosen.
     """
     finished = group[(group["status"] == "finished") & group["selection_score"].notna()]
     per_run = finished.drop_duplicates("file")  # a multitask run has a row per task, one selection score
+    in_search = searched_settings(group)
     rows = []
     for (method, run_task), runs in group.groupby(["method", "run_task"], sort=True):
         mine = per_run[(per_run["method"] == method) & (per_run["run_task"] == run_task)]
         settings = sorted(set(runs["setting"].fillna("")))  # "" first
         stats = {s: mine.loc[mine["setting"] == s, "selection_score"].astype(float) for s in settings}
-        most = max(len(v) for v in stats.values())
-        eligible = [s for s in settings if len(stats[s]) == most and most > 0]
+        most = max(len(stats[s]) for s in settings if s in in_search[run_task]) if in_search[run_task] & set(settings) else 0
+        eligible = [s for s in settings if len(stats[s]) == most and most > 0 and s in in_search[run_task]]
         best = max(eligible, key=lambda s: (stats[s].mean(), -settings.index(s))) if eligible else None
         for s in settings:
             rows.append({
                 "method": method, "run_task": run_task, "setting": s, "chosen": s == best,
                 "selection_mean_pct": float(stats[s].mean() * 100) if len(stats[s]) else float("nan"),
-                "n": len(stats[s]), "complete": len(stats[s]) == most,
+                "n": len(stats[s]), "complete": len(stats[s]) == most, "in_search": s in in_search[run_task],
             })
     return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
 
@@ -84,6 +105,8 @@ def choices_table(choices: pd.DataFrame, task_order: list[str], method_order: li
         if row["n"] == 0:
             return "—"
         text = f"{row['selection_mean_pct']:.1f} (n={row['n']})"
+        if not row["in_search"]:
+            return f"{text}, under way"
         return f"**{text}**" if row["chosen"] else text
 
     tasks = [t for t in task_order if t in set(choices["run_task"])]
@@ -118,6 +141,8 @@ def choice_entries(choices: pd.DataFrame, flags: dict[str, dict[str, Any]]) -> d
         entry["selection_score_pct"] = {
             label(r.setting): round(r.selection_mean_pct, 2) for r in cell.itertuples() if r.n
         }
+        if not cell["in_search"].all():  # scores so far, not yet compared (searched_settings)
+            entry["under_way"] = [label(s) for s in cell.loc[~cell["in_search"], "setting"]]
         tuned.setdefault(run_task, {})[method] = entry
     return tuned
 

@@ -627,9 +627,22 @@ def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, ke
         "The tables below report, per method and task, the setting with the best mean score on the "
         "model-selection split (in bold here: mean selection-split score ×100 of each setting's "
         "selected checkpoints); val.jsonl plays no part in the choice. The numbers of the settings "
-        "as configured are in `cells.csv` and `gains.csv` (`settings` column).", "",
+        "as configured are in `cells.csv` and `gains.csv` (`settings` column)." + under_way_note(choices), "",
         shown.to_markdown(index=False), "",
     ]
+
+
+def under_way_note(choices: pd.DataFrame) -> str:
+    """Names the settings a task's choice leaves out because not every method has run them yet."""
+    waiting = choices[~choices["in_search"]]
+    if waiting.empty:
+        return ""
+    per_task = []
+    for task, rows in waiting.groupby("run_task", sort=True):
+        names = ", ".join(f"`{setting_text(s)}`" for s in sorted(set(rows["setting"])))
+        per_task.append(f"{task} {names}")
+    return (' Still under way, so not yet part of the choice (not every method has a run of every seed '
+            f'in them; marked "under way" below): {"; ".join(per_task)}.')
 
 
 def bench_section(bench_dir: str | Path | None) -> list[str]:

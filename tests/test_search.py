@@ -95,3 +95,32 @@ def test_a_grid_with_two_tables_keeps_both_in_its_choices_file(runs, tmp_path):
     tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
     assert tuned["full · bb"]["cb"]["prompt_tuning"]["chosen"] == "lr_scale3.0"
     assert tuned["full · other"]["cb"]["prompt_tuning"]["chosen"] == "lr_scale0.3"
+
+
+def test_a_search_under_way_is_not_a_choice_until_every_method_has_run_it(runs, tmp_path):
+    # prompt_tuning has all three settings (lr_scale3.0 the best on the selection split);
+    # adap_ins_pos has the grid as configured and one seed of lr_scale3.0 so far.
+    for seed in range(3):
+        write(runs / "g", f"pos_{seed}.json", searched("cb", "adap_ins_pos", seed, "", 0.6, 0.6))
+    write(runs / "g", "pos_0_lr3.json", searched("cb", "adap_ins_pos", 0, "lr_scale3.0", 0.9, 0.9))
+    choices = search.choose_settings(frame_of(runs)).set_index(["method", "setting"])
+    assert choices["chosen"][choices["chosen"]].index.tolist() == [("adap_ins_pos", ""), ("prompt_tuning", "")]
+    assert not choices.loc[("prompt_tuning", "lr_scale3.0"), "in_search"]
+    assert not choices.loc[("prompt_tuning", "lr_scale0.3"), "in_search"]
+
+    # once adap_ins_pos has every seed of lr_scale3.0 (one failed: still a run of the budget),
+    # that setting takes part; lr_scale0.3 is still under way
+    write(runs / "g", "pos_1_lr3.json", searched("cb", "adap_ins_pos", 1, "lr_scale3.0", 0.9, 0.9))
+    write(runs / "g", "pos_2_lr3.json", make_record("cb", "adap_ins_pos", 2, status="failed") | {"setting": "lr_scale3.0"})
+    choices = search.choose_settings(frame_of(runs)).set_index(["method", "setting"])
+    assert choices["chosen"][choices["chosen"]].index.tolist() == [("adap_ins_pos", ""), ("prompt_tuning", "lr_scale3.0")]
+    assert choices["in_search"].to_dict() == {
+        ("adap_ins_pos", ""): True, ("adap_ins_pos", "lr_scale3.0"): True,
+        ("prompt_tuning", ""): True, ("prompt_tuning", "lr_scale0.3"): False, ("prompt_tuning", "lr_scale3.0"): True,
+    }
+    text = tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None, tuned_dir=tmp_path / "tuned").read_text()
+    assert "not yet part of the choice" in text and "cb `lr_scale0.3`" in text
+    assert "52.0 (n=3), under way" in text
+    tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
+    assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale0.3"]
+    assert "under_way" not in tuned["cb"]["adap_ins_pos"]
