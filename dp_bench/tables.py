@@ -633,16 +633,17 @@ def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, ke
 
 
 def under_way_note(choices: pd.DataFrame) -> str:
-    """Names the settings a task's choice leaves out because not every method has run them yet."""
-    waiting = choices[~choices["in_search"]]
-    if waiting.empty:
-        return ""
+    """Names, per task, the settings its choice leaves out: not (yet) run by every method on every seed."""
+    every_setting = set(choices["setting"])
     per_task = []
-    for task, rows in waiting.groupby("run_task", sort=True):
-        names = ", ".join(f"`{setting_text(s)}`" for s in sorted(set(rows["setting"])))
-        per_task.append(f"{task} {names}")
-    return (' Still under way, so not yet part of the choice (not every method has a run of every seed '
-            f'in them; marked "under way" below): {"; ".join(per_task)}.')
+    for task, rows in choices.groupby("run_task", sort=True):
+        waiting = every_setting - set(rows.loc[rows["in_search"], "setting"])
+        if waiting:
+            per_task.append(f"{task} {', '.join(f'`{setting_text(s)}`' for s in sorted(waiting))}")
+    if not per_task:
+        return ""
+    return (" Not yet part of the choice, because not every method has a run of every seed in them "
+            f'(partly run: marked "under way" below; not run: —): {"; ".join(per_task)}.')
 
 
 def bench_section(bench_dir: str | Path | None) -> list[str]:

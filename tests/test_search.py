@@ -118,8 +118,10 @@ def test_a_search_under_way_is_not_a_choice_until_every_method_has_run_it(runs, 
         ("adap_ins_pos", ""): True, ("adap_ins_pos", "lr_scale3.0"): True,
         ("prompt_tuning", ""): True, ("prompt_tuning", "lr_scale0.3"): False, ("prompt_tuning", "lr_scale3.0"): True,
     }
+    for seed in range(3):  # a task the search has not reached: only the grid as configured
+        write(runs / "g", f"rte_{seed}.json", searched("rte", "prompt_tuning", seed, "", 0.5, 0.5))
     text = tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None, tuned_dir=tmp_path / "tuned").read_text()
-    assert "not yet part of the choice" in text and "cb `lr_scale0.3`" in text
+    assert "Not yet part of the choice" in text and "cb `lr_scale0.3`; rte `lr_scale0.3`, `lr_scale3.0`." in text
     assert "52.0 (n=3), under way" in text
     tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
     assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale0.3"]
