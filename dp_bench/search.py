@@ -72,7 +72,7 @@ def choose_settings(group: pd.DataFrame) -> pd.DataFrame:
         mine = per_run[(per_run["method"] == method) & (per_run["run_task"] == run_task)]
         settings = sorted(set(runs["setting"].fillna("")))  # "" first
         stats = {s: mine.loc[mine["setting"] == s, "selection_score"].astype(float) for s in settings}
-        most = max(len(stats[s]) for s in settings if s in in_search[run_task]) if in_search[run_task] & set(settings) else 0
+        most = max((len(stats[s]) for s in settings if s in in_search[run_task]), default=0)
         eligible = [s for s in settings if len(stats[s]) == most and most > 0 and s in in_search[run_task]]
         best = max(eligible, key=lambda s: (stats[s].mean(), -settings.index(s))) if eligible else None
         for s in settings:
