@@ -72,14 +72,15 @@ def choose_settings(group: pd.DataFrame) -> pd.DataFrame:
         mine = per_run[(per_run["method"] == method) & (per_run["run_task"] == run_task)]
         settings = sorted(set(runs["setting"].fillna("")))  # "" first
         stats = {s: mine.loc[mine["setting"] == s, "selection_score"].astype(float) for s in settings}
-        most = max((len(stats[s]) for s in settings if s in in_search[run_task]), default=0)
-        eligible = [s for s in settings if len(stats[s]) == most and most > 0 and s in in_search[run_task]]
+        taking_part = [s for s in settings if s in in_search[run_task]]
+        most = max((len(stats[s]) for s in taking_part), default=0)
+        eligible = [s for s in taking_part if len(stats[s]) == most and most > 0]
         best = max(eligible, key=lambda s: (stats[s].mean(), -settings.index(s))) if eligible else None
         for s in settings:
             rows.append({
                 "method": method, "run_task": run_task, "setting": s, "chosen": s == best,
                 "selection_mean_pct": float(stats[s].mean() * 100) if len(stats[s]) else float("nan"),
-                "n": len(stats[s]), "complete": len(stats[s]) == most, "in_search": s in in_search[run_task],
+                "n": len(stats[s]), "complete": len(stats[s]) == most, "in_search": s in taking_part,
             })
     return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
 
