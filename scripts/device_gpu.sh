@@ -8,7 +8,9 @@
 #                                        grids of GRIDS: `fewshot` (default: paper_fewshot_gpu,
 #                                        then paper_fewshot_fewglue_gpu), `full` (paper_full_gpu,
 #                                        then paper_multitask_gpu) or grid names, SHARDS shards
-#                                        at once on the one GPU, stopped after GRID_SECONDS; beside them
+#                                        at once on the one GPU, stopped after GRID_SECONDS (GRID_ARGS:
+#                                        more `dp-bench grid` flags, no spaces inside one, e.g.
+#                                        --methods=[prompt_tuning,adap_ins_pos]); beside them
 #                                        scripts/rerun_record.py reruns REPRO's records (default:
 #                                        two finished ones) to check they reproduce on a GPU
 #   scripts/device_gpu.sh smollm2        joins the stashed SmolLM2 GGUF into .device/smollm2/
@@ -36,6 +38,7 @@ OUT=${OUT:-/tmp/out}
 GRID_SECONDS=${GRID_SECONDS:-450}
 SHARDS=${SHARDS:-16}
 GRIDS=${GRIDS:-fewshot}
+read -r -a GRID_FLAGS <<< "${GRID_ARGS:-}"  # an array: no glob expansion of [..]
 REPRO=${REPRO:-results/runs/paper_fewshot_gpu/cb__prompt_tuning__few_shot__all-MiniLM-L6-v2-fp16__s0.json results/runs/paper_fewshot_gpu/cb__adap_ins_pos__few_shot__all-MiniLM-L6-v2-fp16__s0.json}
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
@@ -53,7 +56,7 @@ run_grids() {
   for i in $(seq 0 $((SHARDS - 1))); do
     ( for grid in "$@"; do
         [ $((deadline - SECONDS)) -gt 0 ] || break
-        timeout $((deadline - SECONDS)) python3 -m dp_bench.cli grid --config "$grid" --shard "$i/$SHARDS"
+        timeout $((deadline - SECONDS)) python3 -m dp_bench.cli grid --config "$grid" --shard "$i/$SHARDS" "${GRID_FLAGS[@]}"
       done ) > "/tmp/$tag-shard$i.log" 2>&1 &
   done
   while [ -n "$(jobs -r)" ] && [ $SECONDS -lt $deadline ]; do
