@@ -417,6 +417,12 @@ def load_spec(argv: list[str]) -> tuple[GridSpec, Any]:
     return spec, cfg
 
 
+def planned_runs(grid_file: str | Path) -> list[Run]:
+    """Every run a grid file plans, whether or not it has run (``dp-bench table`` says which have not)."""
+    spec, _ = load_spec(["--config", str(grid_file)])
+    return expand(spec)
+
+
 def main(argv: list[str] | None = None, runner: Runner = run_subprocess) -> int:
     """``dp-bench grid``: exit status 0 when every run of the shard is done (or listed), else 1."""
     argv = list(sys.argv[1:] if argv is None else argv)

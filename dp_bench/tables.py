@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dp_bench.grid import Run, planned_runs  # noqa: E402
 from dp_bench.paired import Scored, majority_metrics, paired_gain, verdict  # noqa: E402
 from dp_bench.results import DECISIONS, load_results  # noqa: E402
 from dp_bench.search import (  # noqa: E402
@@ -358,17 +359,32 @@ def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric
     return pd.DataFrame.from_dict(rows, orient="index", columns=tasks).rename_axis("method")
 
 
-def status_line(group: pd.DataFrame) -> str:
+def status_line(group: pd.DataFrame, planned: list[Run] = ()) -> str:
     """``60 finished, 1 failed; machines: NVIDIA H200 (56), CPU (5)``: a section's runs, and where they ran.
 
     GPU runs reproduce within noise, CPU runs exactly, so a reader must see which is which.
+    With the runs its grid file plans (``planned``), it also counts those without a record
+    and names the methods that have none at all: a table lists only methods with records,
+    so a method not yet run would otherwise go unmentioned.
     """
     runs = group.drop_duplicates("file")
     counts = runs["status"].value_counts()
     statuses = ", ".join(f"{counts[s]} {s}" for s in ("finished", "failed", "interrupted") if s in counts)
+    recorded = {Path(f).stem for f in runs["file"]}
+    missing = [r for r in planned if r.stem not in recorded]
+    if missing:
+        absent = _order({r.method for r in missing} - set(runs["method"]), METHOD_ORDER)
+        statuses += f", {len(missing)} of the {len(planned)} planned not run yet"
+        statuses += f" (no run of {', '.join(absent)})" if absent else ""
     machines = runs["machine"].value_counts()  # results.machine_kind already names a missing machine "unknown"
     kinds = sorted(machines.index, key=lambda m: (-machines[m], m))
     return f"{statuses}; machines: " + ", ".join(f"{m} ({machines[m]})" for m in kinds)
+
+
+def section_plan(plans: dict[str, list[Run]], key: tuple) -> list[Run]:
+    """The planned runs (grid name -> its file's runs) of one section (grid, regime, backbone, mixture)."""
+    grid, regime, backbone, mixture = key
+    return [r for r in plans.get(grid, []) if (r.regime, r.backbone, r.task if len(r.tasks) > 1 else "") == (regime, backbone, mixture)]
 
 
 # ---------------------------------------------------------------- figures
@@ -451,6 +467,7 @@ def render(
     monitor: str = "val/score",
     bench_dir: str | Path | None = "results/bench",
     tuned_dir: str | Path | None = None,
+    grids_dir: str | Path | None = None,
 ) -> Path:
     """Write ``summary.md``, CSVs and figures for the records under ``runs_dir``.
 
@@ -463,6 +480,8 @@ def render(
         monitor: the selection metric named in the caption.
         bench_dir: folder of ``dp-bench bench`` Markdown reports, appended as they are.
         tuned_dir: where the search choices of each searched grid go (``<grid>.yaml``); None: nowhere.
+        grids_dir: grid files (``<grid>.yaml``): each section's Runs line counts the runs its
+            grid plans that have no record yet; None: records only.
 
     Returns:
         The path of ``summary.md``.
@@ -477,6 +496,8 @@ def render(
     if grids:
         frame = frame[frame["grid"].isin(grids)]
     reference = load_reference(reference_dir)
+    grid_files = {g: Path(grids_dir) / f"{g}.yaml" for g in frame["grid"].unique()} if grids_dir else {}
+    plans = {g: planned_runs(f) for g, f in grid_files.items() if f.is_file()}  # a record's grid may have no file
     written: list[Path] = []
     lines = [
         "# dp-bench results",
@@ -502,7 +523,7 @@ def render(
         lines += [f"## {families.get(family, family)}", ""]
         if not mine:
             lines += [f"No records yet: `dp-bench grid --config experiments/grids/{FAMILY_GRIDS.get(family, 'smoke')}.yaml`.", ""]
-        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written, searched, everything)
+        lines += group_sections(mine, reference, baseline, out, all_cells, all_gains, written, searched, everything, plans)
     if frame.empty:
         lines += ["No run records to show yet: run `dp-bench grid --config experiments/grids/smoke.yaml`.", ""]
     lines += bench_section(bench_dir)
@@ -551,13 +572,15 @@ def group_sections(
     groups: list[tuple[tuple, pd.DataFrame]], reference: pd.DataFrame, baseline: str, out: Path,
     all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame], written: list[Path],
     searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]], everything: pd.DataFrame,
+    plans: dict[str, list[Run]],
 ) -> list[str]:
     """One section per (grid, regime, backbone, mixture): tables, figures and gains.
 
     Appends to ``all_cells`` / ``all_gains`` (for the CSVs, whose ``settings`` column says
     "tuned", "as configured" or "" for a grid without search), ``written`` (the files made)
     and ``searched`` (grid -> table title -> its search choices and seeds). A multitask
-    section also compares each method with its single-task runs among ``everything``.
+    section also compares each method with its single-task runs among ``everything``, and
+    ``plans`` (grid -> the runs its file plans) lets the Runs line say what has not run yet.
     """
     lines = []
     for key, full_group in groups:
@@ -573,7 +596,7 @@ def group_sections(
         name = slug(grid, regime, mixture, backbone)
         reports = sorted(set(group.loc[group["status"] == "finished", "report"].dropna()))
         protocol = "; ".join(PROTOCOLS[r] for r in reports) or "no finished run"
-        lines += [f"### {title}", "", f"Runs: {status_line(full_group)}. Protocol: {protocol}.", "", *search_lines]
+        lines += [f"### {title}", "", f"Runs: {status_line(full_group, section_plan(plans, key))}. Protocol: {protocol}.", "", *search_lines]
         majority = majority_row(group)
         for metric, label in METRICS.items():
             cells = cell_stats(group, metric)
@@ -691,10 +714,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", action="append", help="only records of this grid (repeatable; default: all)")
     parser.add_argument("--bench", default="results/bench", help="folder of benchmark reports to include (default: %(default)s)")
     parser.add_argument("--readme", default=None, help="also embed the summary between this file's result markers (make table: README.md)")
+    parser.add_argument("--grids", default="experiments/grids", help="grid files (<grid>.yaml) whose planned runs each section's Runs line compares with the records; '' for none (default: %(default)s)")
     parser.add_argument("--tuned", default=None, help="write each searched grid's choices to <this folder>/<grid>.yaml (make table: experiments/tuned)")
     cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        summary = render(cfg.runs, cfg.out, cfg.reference, cfg.baseline, cfg.grid, bench_dir=cfg.bench, tuned_dir=cfg.tuned)
+        summary = render(cfg.runs, cfg.out, cfg.reference, cfg.baseline, cfg.grid, bench_dir=cfg.bench, tuned_dir=cfg.tuned, grids_dir=cfg.grids or None)
     except ValueError as err:
         print(f"dp-bench table: error: {err}", file=sys.stderr)
         return 2
