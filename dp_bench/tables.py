@@ -109,6 +109,11 @@ def _order(values: Iterable[str], preferred: tuple[str, ...]) -> list[str]:
     return [v for v in preferred if v in values] + sorted(values - set(preferred))
 
 
+def mixture_of(run_task: str) -> str:
+    """A section's mixture: ``cb+rte+wic`` for a multitask run, ``""`` for a single task."""
+    return run_task if "+" in run_task else ""
+
+
 def prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Group columns added, one record kept per run; returns the warnings about dropped ones.
 
@@ -118,7 +123,7 @@ def prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     frame = frame.copy()
     frame["grid"] = frame["grid"].fillna(NO_GRID)
     frame["setting"] = frame["setting"].fillna("")
-    frame["mixture"] = [t if "+" in t else "" for t in frame["run_task"]]
+    frame["mixture"] = [mixture_of(t) for t in frame["run_task"]]
     files = frame.drop_duplicates("file").assign(_finished=lambda f: f["status"] == "finished")
     files = files.sort_values(["_finished", "finished_at", "file"], ascending=False, na_position="last")
     keep = files.drop_duplicates(list(RUN_KEYS))
@@ -384,7 +389,7 @@ def status_line(group: pd.DataFrame, planned: list[Run] = ()) -> str:
 def section_plan(plans: dict[str, list[Run]], key: tuple) -> list[Run]:
     """The planned runs (grid name -> its file's runs) of one section (grid, regime, backbone, mixture)."""
     grid, regime, backbone, mixture = key
-    return [r for r in plans.get(grid, []) if (r.regime, r.backbone, r.task if len(r.tasks) > 1 else "") == (regime, backbone, mixture)]
+    return [r for r in plans.get(grid, []) if (r.regime, r.backbone, mixture_of(r.task)) == (regime, backbone, mixture)]
 
 
 # ---------------------------------------------------------------- figures
