@@ -23,6 +23,7 @@ bootstrap over seeds and examples (:mod:`dp_bench.paired`).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -386,6 +387,30 @@ def status_line(group: pd.DataFrame, planned: list[Run] = ()) -> str:
     return f"{statuses}; machines: " + ", ".join(f"{m} ({machines[m]})" for m in kinds)
 
 
+def budget_text(group: pd.DataFrame, tuned: bool) -> str:
+    """``10 epochs, batch 16, max length 128, learning rates ×0.3``: what a section's runs trained with.
+
+    Read from the records' own configs (their ``protocol``), so a grid's ``overrides`` show
+    beside its numbers; values that differ between runs are joined with "or". A learning-rate
+    scale other than 1 is named too, except in a searched section (``tuned``), where it is
+    each method's choice and the search table names it.
+    """
+    protocols = [json.loads(p) for p in group.drop_duplicates("file")["protocol"].dropna()]
+
+    def values(pick) -> str:
+        found = {pick(p) for p in protocols} - {None}
+        return " or ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted(found, key=float))  # all four are numbers
+
+    parts = {"epochs": values(lambda p: p.get("trainer.max_epochs")),
+             "batch": values(lambda p: p.get("data.batch_size")),
+             "max length": values(lambda p: p.get("data.max_length"))}
+    text = ", ".join(f"{v} {k}" if k == "epochs" else f"{k} {v}" for k, v in parts.items() if v)
+    scales = values(lambda p: (p.get("model") or {}).get("lr_scale"))
+    if scales and scales != "1" and not tuned:
+        text += f", learning rates ×{scales} (`model.lr_scale`)"
+    return text
+
+
 def section_plan(plans: dict[str, list[Run]], key: tuple) -> list[Run]:
     """The planned runs (grid name -> its file's runs) of one section (grid, regime, backbone, mixture)."""
     grid, regime, backbone, mixture = key
@@ -601,7 +626,10 @@ def group_sections(
         name = slug(grid, regime, mixture, backbone)
         reports = sorted(set(group.loc[group["status"] == "finished", "report"].dropna()))
         protocol = "; ".join(PROTOCOLS[r] for r in reports) or "no finished run"
-        lines += [f"### {title}", "", f"Runs: {status_line(full_group, section_plan(plans, key))}. Protocol: {protocol}.", "", *search_lines]
+        budget = budget_text(group, tuned=bool(settings))
+        lines += [f"### {title}", "",
+                  f"Runs: {status_line(full_group, section_plan(plans, key))}. Budget: {budget or 'not recorded'}. "
+                  f"Protocol: {protocol}.", "", *search_lines]
         majority = majority_row(group)
         for metric, label in METRICS.items():
             cells = cell_stats(group, metric)

@@ -275,3 +275,25 @@ def test_runs_line_counts_what_the_grid_file_plans_but_has_not_run(tmp_path):
     assert runs_line(grids).startswith("Runs: 2 finished, 2 of the 4 planned not run yet (no run of adap_pos); machines:")
     write(runs / "g", "cb__adap_pos__full__bb__s0.json", make_record("cb", "adap_pos", 0, status="failed"))
     assert runs_line(grids).startswith("Runs: 2 finished, 1 failed, 1 of the 4 planned not run yet; machines:")
+
+
+def test_runs_line_names_the_budget_and_a_learning_rate_scale_from_the_records(tmp_path):
+    """A grid's overrides (epochs, input length, a fixed ``model.lr_scale``) show beside its numbers."""
+    runs = tmp_path / "runs"
+
+    def trained(seed: int, epochs: int, lr_scale: float | None, grid: str = "g") -> dict:
+        record = make_record("cb", "prompt_tuning", seed, scores={"cb": 0.6}, grid=grid)
+        model = record["config"]["model"] | ({"lr_scale": lr_scale} if lr_scale is not None else {})
+        return record | {"config": {"trainer": {"max_epochs": epochs}, "data": {"batch_size": 16, "max_length": 128}, "model": model}}
+
+    write(runs / "g", "s0.json", trained(0, 10, 0.3))
+    write(runs / "g", "s1.json", trained(1, 20, 0.3))
+    write(runs / "plain", "s0.json", trained(0, 10, None, grid="plain"))  # predates lr_scale: counts as 1
+    summary = tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None).read_text()
+    lines = summary.splitlines()
+    runs_line = {line[4:]: lines[i + 2] for i, line in enumerate(lines) if line.startswith("### ")}  # title -> its Runs line
+    assert "Budget: 10 or 20 epochs, batch 16, max length 128, learning rates ×0.3 (`model.lr_scale`)." in runs_line["g · full · bb"]
+    assert "Budget: 10 epochs, batch 16, max length 128. Protocol:" in runs_line["plain · full · bb"]
+    frame, _ = tables.prepare(load_results(runs)[0])
+    assert tables.budget_text(frame[frame["grid"] == "g"], tuned=True) == "10 or 20 epochs, batch 16, max length 128"
+    assert tables.budget_text(frame.iloc[0:0], tuned=False) == ""
