@@ -29,14 +29,23 @@ def main(args: list[str] | None = None) -> int | None:
     Our own validation raises ValueError with a message that names the culprit (task,
     file and line, field); the user gets that one line, not a traceback, unless
     DP_BENCH_DEBUG=1 asks for it.
+
+    A reader that stops early (``dp-bench grid --dry-run | head``) closes our stdout;
+    like other Unix tools we then stop quietly with 141 (128 + SIGPIPE). Python only
+    offers this by hand: the pattern below is the one its ``signal`` docs give.
     """
     try:
         result = run(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here at the latest
     except ValueError as err:
         if os.environ.get("DP_BENCH_DEBUG"):
             raise
         print(f"dp-bench: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE
     return result if isinstance(result, int) else None
 
 

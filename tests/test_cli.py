@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +126,19 @@ def test_train_holdout_reports_val_once_at_the_selected_checkpoint(workdir):
     test_predictions = record["test_predictions"]["cb"]
     assert len(test_predictions["pred"]) == len(test_predictions["label"]) == len(set(test_predictions["example_idx"])) > 0
     assert len(record["history"]) == 2
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback():
+    """``dp-bench grid --dry-run | head``: our stdout's reader is gone before we write."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write (and the final flush) now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dp_bench.cli", "grid", "--config", str(ROOT / "experiments/grids/smoke.yaml"),
+             "--dry-run"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
