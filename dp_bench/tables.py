@@ -84,7 +84,8 @@ CAPTION = (
     "Cells: mean ± std over seeds (n = finished seeds) of the {metric} ×100 on the official "
     "validation set (val.jsonl), taken at the checkpoint that model selection picked (by "
     "`{monitor}`), not each metric's best epoch; each section states its selection protocol. "
-    "Cells with fewer than {min_seeds} finished seeds show `too few seeds (n=k)`, not a number. "
+    "Cells with fewer than {min_seeds} finished seeds show `too few seeds (n=k)`, not a number, "
+    "and gains over fewer than {min_seeds} seeds show no interval. "
     "`failed (k)` / `interrupted (k)` count runs without a result, `—` means no run. `avg`: "
     "per seed the mean over the table's tasks, then mean ± std over the seeds that have every "
     "task. Official score: CB mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy. "
@@ -321,15 +322,23 @@ def majority_row(group: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def gains_markdown(gains: pd.DataFrame) -> str:
-    """The gains table as printed: interval as ``[low, high]``, power as a seed count."""
+    """The gains table as printed: interval as ``[low, high]``, power as a seed count.
+
+    Below ``MIN_SEEDS`` seeds the interval prints as "—": the verdict withholds judgement
+    there, and a bracket (then over examples nearly alone) would read as one. gains.csv
+    keeps the computed bounds.
+    """
     def seeds_needed(x: float) -> str:
         return "—" if math.isnan(x) else "∞" if math.isinf(x) else f"{int(x)}"
+
+    def interval(lo: float, hi: float, n: int) -> str:
+        return "—" if math.isnan(lo) or n < MIN_SEEDS else f"[{lo:+.2f}, {hi:+.2f}]"
 
     shown = pd.DataFrame({
         "method": gains["method"], "vs": gains["baseline"], "task": gains["task"], "seeds": gains["n"],
         "gain (points)": gains["gain_pts"].map(lambda x: f"{x:+.2f}"),
-        "95% CI (seeds × examples)": [f"[{lo:+.2f}, {hi:+.2f}]" if not math.isnan(lo) else "—"
-                                      for lo, hi in zip(gains["ci_low"], gains["ci_high"], strict=True)],
+        "95% CI (seeds × examples)": [interval(lo, hi, n) for lo, hi, n
+                                      in zip(gains["ci_low"], gains["ci_high"], gains["n"], strict=True)],
         "verdict": gains["verdict"],
         "seeds for 80% power": gains["seeds_for_power"].map(seeds_needed),
     })

@@ -127,6 +127,20 @@ def test_deep_dynamic_prompts_are_also_measured_against_the_static_deep_prompt(t
     assert [c.strip() for c in shown.splitlines()[0].split("|")[1:3]] == ["method", "vs"]
 
 
+def test_a_gain_with_too_few_seeds_prints_no_interval(tmp_path):
+    label = [0, 1] * 20
+    for seed in range(2):  # one seed short of MIN_SEEDS
+        write(tmp_path / "g", f"pt{seed}.json", rte_record("prompt_tuning", seed, [0] * 40, label))
+        write(tmp_path / "g", f"dp{seed}.json", rte_record("adap_ins_pos", seed, label, label, DYNAMIC))
+    frame, _ = tables.prepare(load_results(tmp_path)[0])
+    gains = tables.gains_with_baselines(frame, "prompt_tuning")
+    assert gains["ci_low"].iloc[0] > 0  # computed (and kept in gains.csv) ...
+    row = tables.gains_markdown(gains).splitlines()[2]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[3] == "2" and float(cells[4]) == pytest.approx(50.0)
+    assert cells[5:7] == ["—", "too few seeds"]  # ... but not printed as a bracket
+
+
 def test_multitask_runs_are_compared_with_single_task_runs_of_the_same_protocol(tmp_path):
     label = [0, 1] * 20
     for seed in range(3):
