@@ -466,7 +466,7 @@ DECISION_LABELS = {
 
 
 def plot_gains(gains: pd.DataFrame, baseline: str, title: str, path: Path) -> Path | None:
-    """Grouped bars: gain over the baseline per task and method, 95% CI whiskers (n > 1)."""
+    """Grouped bars: gain over the baseline per task and method, 95% CI whiskers (n ≥ MIN_SEEDS)."""
     if gains.empty:
         return None
     tasks = _order(gains["task"], TASK_ORDER)
@@ -477,6 +477,7 @@ def plot_gains(gains: pd.DataFrame, baseline: str, title: str, path: Path) -> Pa
         mine = gains[gains["method"] == method].set_index("task").reindex(tasks)
         x = np.arange(len(tasks)) + (i - (len(methods) - 1) / 2) * width
         err = np.vstack([mine["gain_pts"] - mine["ci_low"], mine["ci_high"] - mine["gain_pts"]])
+        err[:, (mine["n"] < MIN_SEEDS).to_numpy()] = np.nan  # no whisker where the table prints no interval
         # A percentile interval need not contain the point estimate: clip, never a negative bar.
         ax.bar(x, mine["gain_pts"], width, yerr=np.clip(np.nan_to_num(err), 0, None), capsize=2, label=method)
     ax.axhline(0, color="black", linewidth=0.8)

@@ -141,6 +141,25 @@ def test_a_gain_with_too_few_seeds_prints_no_interval(tmp_path):
     assert cells[5:7] == ["—", "too few seeds"]  # ... but not printed as a bracket
 
 
+def test_the_gain_plot_draws_no_whisker_below_three_seeds(tmp_path, monkeypatch):
+    import matplotlib.axes
+    import pandas as pd
+
+    whiskers = {}
+    draw = matplotlib.axes.Axes.bar
+
+    def bar(self, x, height, width, **kwargs):
+        whiskers[kwargs["label"]] = kwargs["yerr"]
+        return draw(self, x, height, width, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", bar)
+    gains = pd.DataFrame({"method": ["adap_pos", "adap_ins_pos"], "task": ["rte", "rte"], "n": [3, 2],
+                          "gain_pts": [1.0, 1.0], "ci_low": [-1.0, 0.5], "ci_high": [4.0, 1.5]})
+    assert tables.plot_gains(gains, "prompt_tuning", "t", tmp_path / "gain.png").is_file()
+    assert whiskers["adap_pos"].ravel().tolist() == [2.0, 3.0]
+    assert whiskers["adap_ins_pos"].ravel().tolist() == [0.0, 0.0]
+
+
 def test_multitask_runs_are_compared_with_single_task_runs_of_the_same_protocol(tmp_path):
     label = [0, 1] * 20
     for seed in range(3):
