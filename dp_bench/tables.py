@@ -321,24 +321,25 @@ def majority_row(group: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def gains_markdown(gains: pd.DataFrame) -> str:
-    """The gains table as printed: interval as ``[low, high]``, power as a seed count.
+def interval_shown(gains: pd.DataFrame) -> pd.Series:
+    """Rows whose interval the table prints and the plot draws: computed, over ``MIN_SEEDS``+ seeds.
 
-    Below ``MIN_SEEDS`` seeds the interval prints as "—": the verdict withholds judgement
-    there, and a bracket (then over examples nearly alone) would read as one. gains.csv
-    keeps the computed bounds.
+    Below ``MIN_SEEDS`` the verdict withholds judgement, and a bracket (then over examples
+    nearly alone) would read as one; gains.csv keeps the computed bounds.
     """
+    return gains["ci_low"].notna() & (gains["n"] >= MIN_SEEDS)
+
+
+def gains_markdown(gains: pd.DataFrame) -> str:
+    """The gains table as printed: interval as ``[low, high]`` (or "—", see :func:`interval_shown`), power as a seed count."""
     def seeds_needed(x: float) -> str:
         return "—" if math.isnan(x) else "∞" if math.isinf(x) else f"{int(x)}"
-
-    def interval(lo: float, hi: float, n: int) -> str:
-        return "—" if math.isnan(lo) or n < MIN_SEEDS else f"[{lo:+.2f}, {hi:+.2f}]"
 
     shown = pd.DataFrame({
         "method": gains["method"], "vs": gains["baseline"], "task": gains["task"], "seeds": gains["n"],
         "gain (points)": gains["gain_pts"].map(lambda x: f"{x:+.2f}"),
-        "95% CI (seeds × examples)": [interval(lo, hi, n) for lo, hi, n
-                                      in zip(gains["ci_low"], gains["ci_high"], gains["n"], strict=True)],
+        "95% CI (seeds × examples)": [f"[{lo:+.2f}, {hi:+.2f}]" if show else "—" for lo, hi, show
+                                      in zip(gains["ci_low"], gains["ci_high"], interval_shown(gains), strict=True)],
         "verdict": gains["verdict"],
         "seeds for 80% power": gains["seeds_for_power"].map(seeds_needed),
     })
@@ -477,7 +478,7 @@ def plot_gains(gains: pd.DataFrame, baseline: str, title: str, path: Path) -> Pa
         mine = gains[gains["method"] == method].set_index("task").reindex(tasks)
         x = np.arange(len(tasks)) + (i - (len(methods) - 1) / 2) * width
         err = np.vstack([mine["gain_pts"] - mine["ci_low"], mine["ci_high"] - mine["gain_pts"]])
-        err[:, (mine["n"] < MIN_SEEDS).to_numpy()] = np.nan  # no whisker where the table prints no interval
+        err[:, ~interval_shown(mine).to_numpy()] = np.nan  # no whisker where the table prints no interval
         # A percentile interval need not contain the point estimate: clip, never a negative bar.
         ax.bar(x, mine["gain_pts"], width, yerr=np.clip(np.nan_to_num(err), 0, None), capsize=2, label=method)
     ax.axhline(0, color="black", linewidth=0.8)
