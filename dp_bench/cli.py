@@ -61,7 +61,9 @@ def run(args: list[str] | None = None):
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     from dp_bench.lightning_cli import build_cli
 
-    return build_cli(argv, DESCRIPTION)
+    # None when the words are sys.argv's: LightningCLI then reads them itself, and does not warn
+    # that it was handed both ``args`` and a command line.
+    return build_cli(args, DESCRIPTION)
 
 
 if __name__ == "__main__":

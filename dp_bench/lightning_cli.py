@@ -107,8 +107,8 @@ class DPBenchCLI(LightningCLI):
 
 
 
-def build_cli(args: list[str], description: str) -> DPBenchCLI:
-    """Parse ``args`` and run the subcommand (the LightningCLI does both on construction)."""
+def build_cli(args: list[str] | None, description: str) -> DPBenchCLI:
+    """Parse ``args`` (None: ``sys.argv``) and run the subcommand (the LightningCLI does both on construction)."""
     if not wandb_has_credentials():
         os.environ.setdefault("WANDB_MODE", "offline")  # never block on the network
     return DPBenchCLI(

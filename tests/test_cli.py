@@ -142,3 +142,14 @@ def test_a_reader_that_closes_the_pipe_early_gets_no_traceback():
         os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+
+
+def test_a_command_line_run_does_not_warn_about_lightnings_args_parameter():
+    """``dp-bench fit ...`` from a shell: LightningCLI reads sys.argv itself, so no 'args parameter' warning."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dp_bench.cli", "fit", "--help"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--model.backbone" in done.stdout
+    assert "args parameter" not in done.stderr
