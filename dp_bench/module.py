@@ -168,10 +168,14 @@ class PromptTuningModule(L.LightningModule):
 
         payload = {}
         for task, result in results.items():
-            for kind, bins in (("position", self.prompt_config.length + 1), ("length", self.prompt_config.length + 1),
-                               ("pool", self.prompt_config.pool_size)):
+            for kind, choices in (("position", self.prompt_config.length + 1), ("length", self.prompt_config.length + 1),
+                                  ("pool", self.prompt_config.pool_size)):
                 if kind in result:
-                    payload[f"{stage}/{task}/{kind}"] = wandb.Histogram(result[kind], num_bins=bins)
+                    # One bin per choice 0..choices-1, the same edges every epoch; wandb's own
+                    # ``num_bins`` would spread the bins over this epoch's min..max instead.
+                    counts = torch.bincount(torch.as_tensor(result[kind]), minlength=choices)
+                    edges = torch.arange(choices + 1) - 0.5
+                    payload[f"{stage}/{task}/{kind}"] = wandb.Histogram(np_histogram=(counts.tolist(), edges.tolist()))
         if payload:
             for logger in loggers:
                 logger.experiment.log({**payload, "trainer/global_step": self.global_step})

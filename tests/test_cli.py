@@ -153,3 +153,27 @@ def test_a_command_line_run_does_not_warn_about_lightnings_args_parameter():
     assert done.returncode == 0, done.stderr
     assert "--model.backbone" in done.stdout
     assert "args parameter" not in done.stderr
+
+
+def test_wandb_gets_one_histogram_bin_per_prompt_position(workdir, monkeypatch):
+    """The per-instance positions reach W&B binned by choice (0..length), counted as the record has them."""
+    from wandb.sdk.wandb_run import Run
+
+    logged: list[dict] = []
+    wandb_log = Run.log
+
+    def spy(self, data, *args, **kwargs):
+        logged.append(dict(data))
+        return wandb_log(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "log", spy)
+    record_path = workdir / "record.json"
+    run(["fit", "--config", str(ROOT / "experiments/cb_dp.yaml"), "--trainer.max_epochs", "1",
+         "--trainer.limit_train_batches", "2", "--trainer.logger.init_args.save_dir", str(workdir),
+         "--record.path", str(record_path), *SMALL])
+    histograms = [row["val/cb/position"] for row in logged if "val/cb/position" in row]
+    assert len(histograms) == 1  # one validation epoch (no sanity check in cb_dp.yaml)
+    chosen = json.loads(record_path.read_text())["selected"]["predictions"]["cb"]["position"]
+    length = 4  # SMALL's --model.prompt.length
+    assert histograms[0].bins == [edge - 0.5 for edge in range(length + 2)]
+    assert histograms[0].histogram == [chosen.count(split) for split in range(length + 1)]
