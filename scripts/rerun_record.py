@@ -7,25 +7,54 @@ on a GPU within noise (cuDNN/cuBLAS kernels are not bitwise deterministic).
 
     python scripts/rerun_record.py --out /tmp/repro results/runs/<grid>/<stem>.json ...
 
-Prints one line per record and metric: recorded, rerun, difference; exit status 1 when a
-rerun fails.
+An audit rather than a chosen example: ``--draw N --seed S`` reruns N of the given records
+drawn at random, among the finished ones that ran on this kind of machine (and, with
+``--max-wall-s``, took at most that long, so that the draw fits a session):
+
+    python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json
+
+Prints one line per record and metric: recorded, rerun, difference; then how many records
+reproduced every metric exactly; exit status 1 when a rerun fails.
 """
 
 import argparse
+import random
 import subprocess
 from pathlib import Path
 
 from dp_bench.grid import expand, load_spec
-from dp_bench.results import read_record, record_rows
+from dp_bench.results import machine_info, machine_kind, read_record, record_rows
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, required=True, help="folder for the rerun records")
 parser.add_argument("--grids", type=Path, default=Path("experiments/grids"))
+parser.add_argument("--draw", type=int, metavar="N", help="rerun N records drawn at random from those given")
+parser.add_argument("--seed", type=int, default=0, help="seed of the --draw")
+parser.add_argument("--max-wall-s", type=float, help="--draw only among records whose run took at most this long")
 parser.add_argument("records", nargs="+", type=Path)
 args = parser.parse_args()
 
-failed = 0
-for path in args.records:
+
+def drawn(paths: list[Path]) -> list[Path]:
+    """``args.draw`` of ``paths``: finished records of this machine's kind, within the wall-time cap."""
+    here = machine_kind({"machine": machine_info()})
+    eligible = []
+    for path in sorted(set(paths)):
+        record = read_record(path)
+        if record["status"] != "finished" or machine_kind(record) != here:
+            continue
+        if args.max_wall_s is None or record["wall_time_s"] <= args.max_wall_s:
+            eligible.append(path)
+    chosen = sorted(random.Random(args.seed).sample(eligible, min(args.draw, len(eligible))))
+    print(f"drew {len(chosen)} of {len(eligible)} eligible records ({here}, of {len(set(paths))} given):")
+    for path in chosen:
+        print(f"  {path} ({read_record(path)['wall_time_s']:.0f} s)")
+    return chosen
+
+
+failed = exact = 0
+records = drawn(args.records) if args.draw is not None else args.records
+for path in records:
     record = read_record(path)
     spec, _ = load_spec(["--config", str(args.grids / f"{record['grid']}.yaml")])
     (run,) = [r for r in expand(spec) if r.record_path.resolve() == path.resolve()]
@@ -38,10 +67,16 @@ for path in args.records:
         failed += 1
         continue
     before, after = record_rows(record, path), record_rows(read_record(rerun_path), rerun_path)
+    same = True
     for old, new in zip(before, after, strict=True):
+        same &= old["selected_epoch"] == new["selected_epoch"]
         for metric in ("score", "acc"):
             if metric in old:
+                same &= old[metric] == new[metric]
                 print(f"{path.name} {old['task']} {old['report']} {metric}: recorded {old[metric]:.6f} "
                       f"rerun {new[metric]:.6f} diff {new[metric] - old[metric]:+.6f} "
                       f"(selected epoch {old['selected_epoch']} / {new['selected_epoch']})")
+    exact += same
+print(f"{exact} of {len(records)} records reproduced exactly (same selected epoch, every metric equal); "
+      f"{failed} reruns failed")
 raise SystemExit(1 if failed else 0)
