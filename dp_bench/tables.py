@@ -39,7 +39,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dp_bench.grid import Run, planned_runs  # noqa: E402
+from dp_bench.grid import Run, expected_identity, planned_runs  # noqa: E402
 from dp_bench.paired import Scored, majority_metrics, paired_gain, verdict  # noqa: E402
 from dp_bench.results import DECISIONS, load_results  # noqa: E402
 from dp_bench.search import (  # noqa: E402
@@ -424,7 +424,9 @@ def budget_text(group: pd.DataFrame, tuned: bool) -> str:
 def section_plan(plans: dict[str, list[Run]], key: tuple) -> list[Run]:
     """The planned runs (grid name -> its file's runs) of one section (grid, regime, backbone, mixture)."""
     grid, regime, backbone, mixture = key
-    return [r for r in plans.get(grid, []) if (r.regime, r.backbone, mixture_of(r.task)) == (regime, backbone, mixture)]
+    # The regime as the record names it (few_shot_sample, not the grid file's few_shot).
+    return [r for r in plans.get(grid, [])
+            if (expected_identity(r)["regime"], r.backbone, mixture_of(r.task)) == (regime, backbone, mixture)]
 
 
 # ---------------------------------------------------------------- figures

@@ -288,17 +288,26 @@ def test_summary_is_embedded_in_the_readme_byte_for_byte(tmp_path):
     assert not tables.embed_in_readme(tmp_path / "results" / "tables" / "summary.md", summary)  # no markers
 
 
-def test_runs_line_counts_what_the_grid_file_plans_but_has_not_run(tmp_path):
+@pytest.mark.parametrize("grid_regime, recorded_regime", [
+    ("full", "full"),
+    ("few_shot", "few_shot_sample"),  # a record names its few-shot source, the grid file does not
+])
+def test_runs_line_counts_what_the_grid_file_plans_but_has_not_run(tmp_path, grid_regime, recorded_regime):
     grids = tmp_path / "grids"
     grids.mkdir()
     experiments = (Path(__file__).parents[1] / "experiments").as_posix()
     (grids / "g.yaml").write_text(
         f"name: g\ntasks: [cb]\nmethods: [prompt_tuning, adap_pos]\nseeds: [0, 1]\nbackbones: [bb]\n"
-        f"configs_dir: {experiments}\nruns_dir: {tmp_path.as_posix()}/runs\n"
+        f"regimes: [{grid_regime}]\nconfigs_dir: {experiments}\nruns_dir: {tmp_path.as_posix()}/runs\n"
     )
     runs = tmp_path / "runs"
+
+    def write_run(method, seed, **fields):
+        record = make_record("cb", method, seed, regime=recorded_regime, **fields)
+        write(runs / "g", f"cb__{method}__{grid_regime}__bb__s{seed}.json", record)
+
     for seed in (0, 1):  # adap_pos has not run at all
-        write(runs / "g", f"cb__prompt_tuning__full__bb__s{seed}.json", make_record("cb", "prompt_tuning", seed, scores={"cb": 0.6}))
+        write_run("prompt_tuning", seed, scores={"cb": 0.6})
 
     def runs_line(grids_dir) -> str:
         summary = tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None, grids_dir=grids_dir).read_text()
@@ -306,7 +315,7 @@ def test_runs_line_counts_what_the_grid_file_plans_but_has_not_run(tmp_path):
 
     assert runs_line(None).startswith("Runs: 2 finished; machines:")
     assert runs_line(grids).startswith("Runs: 2 finished, 2 of the 4 planned not run yet (no run of adap_pos); machines:")
-    write(runs / "g", "cb__adap_pos__full__bb__s0.json", make_record("cb", "adap_pos", 0, status="failed"))
+    write_run("adap_pos", 0, status="failed")
     assert runs_line(grids).startswith("Runs: 2 finished, 1 failed, 1 of the 4 planned not run yet; machines:")
 
 
