@@ -43,6 +43,7 @@ RESERVED_KEYS = frozenset({
 GRID_WRITER = "dp-bench grid"
 STDERR_TAIL_LINES = 40
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
+_DOTTED_KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")  # section.name, e.g. model.prompt.length
 
 
 @dataclass
@@ -103,6 +104,10 @@ class GridSpec:
             raise ValueError(f"grid {self.name}: search is empty; [{{}}] runs the grid as configured")
         for setting in self.search:
             for key in setting:
+                if not _DOTTED_KEY.fullmatch(str(key)):
+                    # ``{model.lr_scale:3.0}`` (no space) is YAML for the key "model.lr_scale:3.0".
+                    raise ValueError(f"grid {self.name}: search setting {setting}: {key!r} is not a dotted config key "
+                                     "like model.lr_scale; in YAML write a space after the colon: {model.lr_scale: 3.0}")
                 if key in RESERVED_KEYS or key in self.override_keys():
                     why = "the grid sets it for each run" if key in RESERVED_KEYS else "overrides sets it too"
                     raise ValueError(f"grid {self.name}: search may not set {key!r}; {why}")
