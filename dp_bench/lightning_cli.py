@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import warnings
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -94,6 +95,9 @@ class DPBenchCLI(LightningCLI):
             dirpath=dirpath, filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, monitor=None, save_top_k=1,
             enable_version_counter=False,
         )
+        if self.subcommand == "fit" and cfg.get("ckpt_path"):
+            # A resumed run finds its own checkpoints in its folder, as it should.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         extra = [recorder, best, latest] if self.subcommand == "fit" else []
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.extend(extra)

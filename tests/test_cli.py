@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,10 @@ def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(wo
     best_path = first.best_checkpoint.best_model_path
     assert Path(best_path).name.startswith("epoch=0-")
 
-    resumed = run([*args, "--trainer.max_epochs", "3", "--ckpt_path", str(last_path)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = run([*args, "--trainer.max_epochs", "3", "--ckpt_path", str(last_path)])
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]  # its own checkpoints, as expected
     record = json.loads(record_path.read_text())
     assert [h["epoch"] for h in record["history"]] == [0, 1, 2]
     assert record["selected"]["epoch"] == 0 and resumed.best_checkpoint.best_model_path == best_path
