@@ -173,7 +173,7 @@ class PromptTuningModule(L.LightningModule):
                 if kind in result:
                     # One bin per choice 0..choices-1, the same edges every epoch; wandb's own
                     # ``num_bins`` would spread the bins over this epoch's min..max instead.
-                    counts = torch.bincount(torch.as_tensor(result[kind]), minlength=choices)
+                    counts = torch.bincount(torch.as_tensor(result[kind], dtype=torch.long), minlength=choices)
                     edges = torch.arange(choices + 1) - 0.5
                     payload[f"{stage}/{task}/{kind}"] = wandb.Histogram(np_histogram=(counts.tolist(), edges.tolist()))
         if payload:
