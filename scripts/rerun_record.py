@@ -38,17 +38,17 @@ args = parser.parse_args()
 def drawn(paths: list[Path]) -> list[Path]:
     """``args.draw`` of ``paths``: finished records of this machine's kind, within the wall-time cap."""
     here = machine_kind({"machine": machine_info()})
-    eligible = []
+    wall_s = {}  # eligible path -> its run's wall time
     for path in sorted(set(paths)):
         record = read_record(path)
         if record["status"] != "finished" or machine_kind(record) != here:
             continue
         if args.max_wall_s is None or record["wall_time_s"] <= args.max_wall_s:
-            eligible.append(path)
-    chosen = sorted(random.Random(args.seed).sample(eligible, min(args.draw, len(eligible))))
-    print(f"drew {len(chosen)} of {len(eligible)} eligible records ({here}, of {len(set(paths))} given):")
+            wall_s[path] = record["wall_time_s"]
+    chosen = sorted(random.Random(args.seed).sample(list(wall_s), min(args.draw, len(wall_s))))
+    print(f"drew {len(chosen)} of {len(wall_s)} eligible records ({here}, of {len(set(paths))} given):")
     for path in chosen:
-        print(f"  {path} ({read_record(path)['wall_time_s']:.0f} s)")
+        print(f"  {path} ({wall_s[path]:.0f} s)")
     return chosen
 
 
