@@ -44,6 +44,7 @@ GRID_WRITER = "dp-bench grid"
 STDERR_TAIL_LINES = 40
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
 _DOTTED_KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")  # section.name, e.g. model.prompt.length
+_CONFIG_KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # a top-level name or a dotted key
 
 
 @dataclass
@@ -98,6 +99,10 @@ class GridSpec:
             if isinstance(entry, list) and (len(entry) < 2 or len(set(entry)) != len(entry)):
                 raise ValueError(f"grid {self.name}: task group {entry} needs two or more different tasks")
         for key in self.override_keys():
+            if isinstance(self.overrides, dict) and not _CONFIG_KEY.fullmatch(str(key)):
+                # ``{trainer.max_epochs:30}`` (no space) is YAML for the key "trainer.max_epochs:30".
+                raise ValueError(f"grid {self.name}: overrides: {key!r} is not a config key like trainer.max_epochs; "
+                                 "in YAML write a space after the colon: {trainer.max_epochs: 30}")
             if key in RESERVED_KEYS:
                 raise ValueError(f"grid {self.name}: overrides may not set {key!r}; the grid sets it for each run")
         if not self.search:

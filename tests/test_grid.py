@@ -88,6 +88,7 @@ def test_task_group_is_one_multitask_run(tmp_path):
         ({"search": [{"model.lr": 0.1}], "overrides": {"model.lr": 0.2}}, "overrides sets it too"),
         ({"search": [{"model.optimizer": "a b"}]}, "label"),
         ({"search": [{"model.lr_scale:3.0": None}]}, "space after the colon"),  # YAML's {model.lr_scale:3.0}
+        ({"overrides": {"trainer.max_epochs:30": None}}, "space after the colon"),  # YAML's {trainer.max_epochs:30}
     ],
 )
 def test_spec_rejects_bad_values(tmp_path, kwargs, message):
