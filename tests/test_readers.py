@@ -193,6 +193,18 @@ def test_hub_rows_give_the_same_examples_as_jsonl(data_dir, monkeypatch, name, s
     assert calls == [(readers.HF_DATASET, task.hf_config, {"val": "validation"}.get(split, split))]
 
 
+def test_an_unreachable_hub_says_how_to_use_a_local_data_folder(monkeypatch):
+    import datasets
+
+    def offline(path, config, split):  # what datasets raises with HF_HUB_OFFLINE=1 and no cache
+        raise ConnectionError(f"Couldn't reach '{path}' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ValueError, match=r"task cb: no data folder is set.*OfflineModeIsEnabled.*DP_BENCH_DATA") as err:
+        load_split(get_task("cb"), "train", None)
+    assert isinstance(err.value.__cause__, ConnectionError)
+
+
 def test_hub_has_no_fewglue():
     with pytest.raises(ValueError, match=r"split 'fewglue_train' exists only as local FewGLUE files"):
         load_split(get_task("cb"), "fewglue_train", None)

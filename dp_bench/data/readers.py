@@ -150,7 +150,15 @@ def _hub_records(task: TaskSpec, split: str) -> list[tuple[str, dict[str, Any]]]
         )
     import datasets  # deferred: only hub users pay for the import
 
-    rows = datasets.load_dataset(HF_DATASET, task.hf_config, split=_HF_SPLITS[split])
+    try:
+        rows = datasets.load_dataset(HF_DATASET, task.hf_config, split=_HF_SPLITS[split])
+    except ConnectionError as err:  # no network, or HF_HUB_OFFLINE=1 with nothing cached
+        raise ValueError(
+            f"task {task.name}: no data folder is set, and split {split!r} could not be read from the "
+            f"Hugging Face hub ({HF_DATASET}, {task.hf_config}): {err}. Without a network, point "
+            f"data.data_dir or ${ENV_VAR} at a folder in the official SuperGLUE jsonl layout "
+            f"(<Task>/train.jsonl, val.jsonl, test.jsonl)"
+        ) from err
     source = split_source(task, split, None)  # type: ignore[arg-type]
     reshape = _HUB_RESHAPERS.get(task.name, _hub_flat)
     return reshape(task, [dict(row) for row in rows], source)
