@@ -421,12 +421,17 @@ def budget_text(group: pd.DataFrame, tuned: bool) -> str:
     return text
 
 
-def section_plan(plans: dict[str, list[Run]], key: tuple) -> list[Run]:
-    """The planned runs (grid name -> its file's runs) of one section (grid, regime, backbone, mixture)."""
-    grid, regime, backbone, mixture = key
-    # The regime as the record names it (few_shot_sample, not the grid file's few_shot).
-    return [r for r in plans.get(grid, [])
-            if (expected_identity(r)["regime"], r.backbone, mixture_of(r.task)) == (regime, backbone, mixture)]
+def plan_sections(grid_files: dict[str, Path]) -> dict[tuple, list[Run]]:
+    """The runs the grid files plan, by section (grid, regime, backbone, mixture), read once."""
+    sections: dict[tuple, list[Run]] = {}
+    for grid, path in grid_files.items():
+        if not path.is_file():  # a record's grid may have no file
+            continue
+        for run in planned_runs(path):
+            # The regime as the record names it (few_shot_sample, not the grid file's few_shot).
+            key = (grid, expected_identity(run)["regime"], run.backbone, mixture_of(run.task))
+            sections.setdefault(key, []).append(run)
+    return sections
 
 
 # ---------------------------------------------------------------- figures
@@ -540,7 +545,7 @@ def render(
         frame = frame[frame["grid"].isin(grids)]
     reference = load_reference(reference_dir)
     grid_files = {g: Path(grids_dir) / f"{g}.yaml" for g in frame["grid"].unique()} if grids_dir else {}
-    plans = {g: planned_runs(f) for g, f in grid_files.items() if f.is_file()}  # a record's grid may have no file
+    plans = plan_sections(grid_files)
     written: list[Path] = []
     lines = [
         "# dp-bench results",
@@ -615,7 +620,7 @@ def group_sections(
     groups: list[tuple[tuple, pd.DataFrame]], reference: pd.DataFrame, baseline: str, out: Path,
     all_cells: list[pd.DataFrame], all_gains: list[pd.DataFrame], written: list[Path],
     searched: dict[str, dict[str, tuple[pd.DataFrame, pd.Series]]], everything: pd.DataFrame,
-    plans: dict[str, list[Run]],
+    plans: dict[tuple, list[Run]],
 ) -> list[str]:
     """One section per (grid, regime, backbone, mixture): tables, figures and gains.
 
@@ -623,7 +628,7 @@ def group_sections(
     "tuned", "as configured" or "" for a grid without search), ``written`` (the files made)
     and ``searched`` (grid -> table title -> its search choices and seeds). A multitask
     section also compares each method with its single-task runs among ``everything``, and
-    ``plans`` (grid -> the runs its file plans) lets the Runs line say what has not run yet.
+    ``plans`` (section key -> the runs its grid file plans) lets the Runs line say what has not run yet.
     """
     lines = []
     for key, full_group in groups:
@@ -641,7 +646,7 @@ def group_sections(
         protocol = "; ".join(PROTOCOLS[r] for r in reports) or "no finished run"
         budget = budget_text(group, tuned=bool(settings))
         lines += [f"### {title}", "",
-                  f"Runs: {status_line(full_group, section_plan(plans, key))}. Budget: {budget or 'not recorded'}. "
+                  f"Runs: {status_line(full_group, plans.get(key, []))}. Budget: {budget or 'not recorded'}. "
                   f"Protocol: {protocol}.", "", *search_lines]
         majority = majority_row(group)
         for metric, label in METRICS.items():
