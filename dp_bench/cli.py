@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -49,6 +50,12 @@ def main(args: list[str] | None = None) -> int | None:
     return result if isinstance(result, int) else None
 
 
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    """Drop Lightning's "💡 Tip: try installing litlogger / litmodels" lines, printed on every
+    fit; Lightning has no switch for them, and they say nothing about the run."""
+    return not str(record.msg).startswith("💡 Tip:")
+
+
 def run(args: list[str] | None = None):
     """Run a command in-process and return its object (the LightningCLI for fit/test/...)."""
     argv = list(sys.argv[1:] if args is None else args)
@@ -59,6 +66,7 @@ def run(args: list[str] | None = None):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # The frozen backbone stays in eval mode on purpose (no dropout): see PromptedModel.train.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)  # Lightning's info lines
     from dp_bench.lightning_cli import build_cli
 
     # None when the words are sys.argv's: LightningCLI then reads them itself, and does not warn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -46,6 +47,15 @@ def test_fast_dev_run_writes_a_complete_record(workdir):
     assert record["config"]["model"]["prompt"]["position"] == "instance"
     assert record["versions"]["torch"] and record["wall_time_s"] > 0
     assert len(record["selected"]["predictions"]["cb"]["position"]) == 16
+
+
+def test_fit_prints_lightnings_information_but_not_its_adverts(workdir, caplog):
+    caplog.set_level(logging.INFO)  # under pytest, Lightning's info lines reach pytest's log capture
+    run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true",
+         "--trainer.logger", "false", *SMALL])
+    printed = caplog.text
+    assert "GPU available:" in printed  # Lightning's own information still shows
+    assert "💡 Tip" not in printed  # "try installing litlogger / litmodels", on every fit
 
 
 def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters(workdir):
