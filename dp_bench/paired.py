@@ -1,9 +1,10 @@
 """Paired comparison of two methods: the same seeds, the same evaluation examples.
 
 The gain of a method over a baseline on one task is the mean over seeds of the difference
-of their official scores. Its 95% interval comes from a two-level bootstrap: resample the
-seeds, then, for each seed drawn, the examples it was scored on (MultiRC: whole questions,
-since exact match is per question), with the same resample for both methods (paired).
+of their official scores. Its 95% interval comes from a two-level bootstrap: each replicate
+resamples the seeds and the evaluation examples (MultiRC: whole questions, since exact
+match is per question), one example resample shared by every seed drawn and by both methods
+(paired), since every seed is scored on the same evaluation set.
 Official scores are recomputed for every replicate from the per-example predictions that
 run records keep, vectorised over replicates. (Written here rather than taken from
 torchmetrics or scipy.stats.bootstrap: the metric objects score one sample per call,
@@ -134,21 +135,24 @@ def paired_gain(task: str, pairs: list[tuple[Scored, Scored]], n_boot: int = 200
     """
     if any(not m.same_examples(b) for m, b in pairs):
         raise ValueError(f"task {task}: paired runs were scored on different examples")
+    if any(not m.same_examples(pairs[0][0]) for m, _ in pairs):
+        raise ValueError(f"task {task}: the seeds were scored on different examples; the bootstrap resamples one set")
     rng = np.random.default_rng(seed)
+    # One example resample per replicate, shared by every seed (the "multi-bootstrap" of
+    # Sellam et al. 2022, arXiv 2106.16163): all seeds are scored on the same evaluation set,
+    # so an example that favours the method does so at every seed, and resampling the examples
+    # independently per seed would average that variation away and narrow the interval.
+    units = pairs[0][0].num_units
+    weights = rng.multinomial(units, np.full(units, 1.0 / units), size=n_boot)  # [R, U]
     points, replicates = [], []
     for method, baseline in pairs:
         points.append(float(official_metrics(task, method)["score"][0] - official_metrics(task, baseline)["score"][0]))
-        units = method.num_units
-        weights = rng.multinomial(units, np.full(units, 1.0 / units), size=n_boot)  # [R, U]
         replicates.append(official_metrics(task, method, weights=weights)["score"]
                           - official_metrics(task, baseline, weights=weights)["score"])  # [R]
     n = len(pairs)
     replicates = np.stack(replicates)  # [S, R]
-    # Seeds drawn with replacement; slot j reads its seed's replicates in an order of its own,
-    # so a seed drawn twice in one replicate brings two different example resamples.
-    drawn = rng.integers(0, n, size=(n_boot, n))  # [R, S]
-    columns = np.stack([rng.permutation(n_boot) for _ in range(n)], axis=1)  # [R, S]
-    boot = replicates[drawn, columns].mean(axis=1) * 100  # [R]
+    drawn = rng.integers(0, n, size=(n_boot, n))  # seeds drawn with replacement [R, S]
+    boot = replicates[drawn, np.arange(n_boot)[:, None]].mean(axis=1) * 100  # [R]
     gain = float(np.mean(points)) * 100
     sd = float(np.std(points, ddof=1)) * 100 if n > 1 else math.nan
     if n < 2:

@@ -13,11 +13,14 @@ from dp_bench.metrics import TaskMetrics
 from dp_bench.paired import Scored, majority_metrics, official_metrics, paired_gain, verdict
 
 
-def predictions(task: str, n: int, seed: int, accuracy: float = 0.6, groups: int | None = None) -> dict:
-    rng = np.random.default_rng(seed)
+def predictions(task: str, n: int, seed: int, accuracy: float = 0.6, groups: int | None = None,
+                examples_seed: int | None = None) -> dict:
+    """A run's predictions; the evaluation set (labels, questions, order) comes from
+    ``examples_seed`` (default ``seed``), so runs of several seeds can share one."""
+    rng, pred_rng = np.random.default_rng(seed if examples_seed is None else examples_seed), np.random.default_rng([seed, 1])
     classes = get_task(task).num_labels
     label = rng.integers(0, classes, n)
-    pred = np.where(rng.random(n) < accuracy, label, rng.integers(0, classes, n))
+    pred = np.where(pred_rng.random(n) < accuracy, label, pred_rng.integers(0, classes, n))
     group = np.sort(rng.integers(0, groups, n)) if groups else np.arange(n)
     order = rng.permutation(n)  # records list rows in evaluation order, not by id
     return {"example_idx": order.tolist(), "group_idx": group[order].tolist(),
@@ -56,7 +59,7 @@ def test_majority_of_the_evaluation_labels():
 
 
 def test_identical_methods_gain_nothing_with_a_zero_interval():
-    runs = [Scored.from_predictions("rte", predictions("rte", 200, s)) for s in range(3)]
+    runs = [Scored.from_predictions("rte", predictions("rte", 200, s, examples_seed=0)) for s in range(3)]
     gain = paired_gain("rte", [(r, r) for r in runs], n_boot=200)
     assert (gain["gain_pts"], gain["ci_low"], gain["ci_high"]) == (0.0, 0.0, 0.0)
     assert gain["seeds_for_power"] == math.inf and verdict(gain["ci_low"], gain["ci_high"]) == "no detectable difference"
@@ -65,7 +68,7 @@ def test_identical_methods_gain_nothing_with_a_zero_interval():
 def test_a_method_right_everywhere_the_baseline_is_gains_with_an_interval_above_zero():
     pairs = []
     for s in range(3):
-        base = predictions("rte", 300, s, accuracy=0.3)
+        base = predictions("rte", 300, s, accuracy=0.3, examples_seed=0)
         better = base | {"pred": base["label"]}  # right on every example
         pairs.append((Scored.from_predictions("rte", better), Scored.from_predictions("rte", base)))
     gain = paired_gain("rte", pairs, n_boot=300)
@@ -74,6 +77,23 @@ def test_a_method_right_everywhere_the_baseline_is_gains_with_an_interval_above_
     assert 0 < gain["ci_low"] < gain["gain_pts"] < gain["ci_high"] and verdict(gain["ci_low"], gain["ci_high"]) == "gain"
     sd = np.std(points, ddof=1)
     assert gain["seeds_for_power"] == max(2, math.ceil(((1.959964 + 0.841621) * sd / gain["gain_pts"]) ** 2))
+
+
+def test_seeds_share_the_example_resample_so_repeating_a_seed_adds_no_information():
+    # All seeds are scored on the same evaluation set: an example that favours the method does
+    # so at every seed. Three seeds that repeat one another must give one seed's interval, not
+    # one narrowed by averaging three independent example resamples.
+    method, base = (Scored.from_predictions("cb", predictions("cb", 56, s, examples_seed=0)) for s in (1, 2))
+    one = paired_gain("cb", [(method, base)], n_boot=500)
+    three = paired_gain("cb", [(method, base)] * 3, n_boot=500)
+    assert one["ci_high"] - one["ci_low"] > 5  # 56 examples: a wide interval
+    assert (three["ci_low"], three["ci_high"]) == (one["ci_low"], one["ci_high"])
+
+
+def test_seeds_scored_on_different_examples_are_refused():
+    a, b = (Scored.from_predictions("rte", predictions("rte", 50, s)) for s in (0, 1))
+    with pytest.raises(ValueError, match="seeds were scored on different examples"):
+        paired_gain("rte", [(a, a), (b, b)])
 
 
 def test_pairs_on_different_examples_are_refused():
