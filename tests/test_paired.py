@@ -10,7 +10,14 @@ import torch
 
 from dp_bench.data.tasks import get_task
 from dp_bench.metrics import TaskMetrics
-from dp_bench.paired import Scored, majority_metrics, official_metrics, paired_gain, verdict
+from dp_bench.paired import (
+    Scored,
+    majority_metrics,
+    official_metrics,
+    paired_gain,
+    seeds_for_power,
+    verdict,
+)
 
 
 def predictions(task: str, n: int, seed: int, accuracy: float = 0.6, groups: int | None = None,
@@ -76,7 +83,7 @@ def test_a_method_right_everywhere_the_baseline_is_gains_with_an_interval_above_
     assert gain["gain_pts"] == pytest.approx(np.mean(points))
     assert 0 < gain["ci_low"] < gain["gain_pts"] < gain["ci_high"] and verdict(gain["ci_low"], gain["ci_high"]) == "gain"
     sd = np.std(points, ddof=1)
-    assert gain["seeds_for_power"] == max(2, math.ceil(((1.959964 + 0.841621) * sd / gain["gain_pts"]) ** 2))
+    assert gain["seeds_for_power"] == seeds_for_power(gain["gain_pts"], sd)
 
 
 def test_seeds_share_the_example_resample_so_repeating_a_seed_adds_no_information():
@@ -94,6 +101,20 @@ def test_seeds_scored_on_different_examples_are_refused():
     a, b = (Scored.from_predictions("rte", predictions("rte", 50, s)) for s in (0, 1))
     with pytest.raises(ValueError, match="seeds were scored on different examples"):
         paired_gain("rte", [(a, a), (b, b)])
+
+
+@pytest.mark.parametrize(("effect", "seeds"), [(0.5, 34), (0.8, 15), (1.0, 10), (2.0, 5)])
+def test_seeds_for_power_are_those_of_an_exact_paired_t_test(effect, seeds):
+    # Standard power tables (e.g. G*Power, paired t, two-sided 5%, power 0.8); the normal
+    # approximation would say 32, 13, 8 and 2.
+    assert seeds_for_power(effect * 3.0, 3.0) == seeds_for_power(-effect * 3.0, 3.0) == seeds
+
+
+def test_seeds_for_power_of_a_difference_that_every_seed_repeats():
+    # Scores recomputed from predictions can leave a rounding-level spread instead of 0 (the
+    # noncentral t is then out of its depth: this once never returned).
+    assert seeds_for_power(2.5, 1e-15) == seeds_for_power(2.5, 0.0) == 2
+    assert seeds_for_power(0.0, 1.0) == math.inf
 
 
 def test_pairs_on_different_examples_are_refused():
