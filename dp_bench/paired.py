@@ -22,7 +22,6 @@ import numpy as np
 
 from dp_bench.data.tasks import get_task
 
-Z_TWO_SIDED_95, Z_POWER_80 = 1.959964, 0.841621
 ALPHA, POWER = 0.05, 0.8
 
 
@@ -178,7 +177,8 @@ def seeds_for_power(gain: float, sd: float) -> float:
     if sd <= 1e-9 * abs(gain):  # the same difference at every seed, up to rounding
         return 2.0
     effect = abs(gain) / sd
-    start = max(2, math.ceil(((Z_TWO_SIDED_95 + Z_POWER_80) / effect) ** 2))
+    z_sum = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)  # 1.96 + 0.84
+    start = max(2, math.ceil((z_sum / effect) ** 2))
     for n in range(start, start + 1000):  # the exact count is a few seeds above the approximation
         df, noncentrality = n - 1, effect * math.sqrt(n)
         critical = stats.t.ppf(1 - ALPHA / 2, df)
