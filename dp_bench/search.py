@@ -29,6 +29,8 @@ import yaml
 from dp_bench.grid import setting_label
 
 AS_CONFIGURED = "as configured"
+TUNED = "tuned"
+TUNED_UNDER_WAY = "tuned, search under way"  # some setting not yet part of some task's choice
 CHOICE_COLUMNS = ["method", "run_task", "setting", "chosen", "selection_mean_pct", "n", "complete", "in_search"]
 
 
@@ -83,6 +85,22 @@ def choose_settings(group: pd.DataFrame) -> pd.DataFrame:
                 "n": len(stats[s]), "complete": len(stats[s]) == most, "in_search": s in taking_part,
             })
     return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
+
+
+def waiting_settings(choices: pd.DataFrame) -> dict[str, list[str]]:
+    """``{run_task: settings of the search not yet part of its choice}``, tasks with none left out."""
+    every_setting = set(choices["setting"])
+    waiting = {}
+    for run_task, rows in choices.groupby("run_task", sort=True):
+        left_out = sorted(every_setting - set(rows.loc[rows["in_search"], "setting"]))
+        if left_out:
+            waiting[run_task] = left_out
+    return waiting
+
+
+def tuned_label(choices: pd.DataFrame) -> str:
+    """How a searched section's chosen numbers are labelled in the CSVs' ``settings`` column."""
+    return TUNED_UNDER_WAY if waiting_settings(choices) else TUNED
 
 
 def chosen_runs(group: pd.DataFrame, choices: pd.DataFrame) -> pd.DataFrame:

@@ -48,6 +48,8 @@ from dp_bench.search import (  # noqa: E402
     choose_settings,
     chosen_runs,
     has_search,
+    tuned_label,
+    waiting_settings,
     write_choices,
 )
 from dp_bench.search import label as setting_text  # noqa: E402
@@ -625,7 +627,7 @@ def group_sections(
     """One section per (grid, regime, backbone, mixture): tables, figures and gains.
 
     Appends to ``all_cells`` / ``all_gains`` (for the CSVs, whose ``settings`` column says
-    "tuned", "as configured" or "" for a grid without search), ``written`` (the files made)
+    "tuned", "tuned, search under way", "as configured" or "" for a grid without search), ``written`` (the files made)
     and ``searched`` (grid -> table title -> its search choices and seeds). A multitask
     section also compares each method with its single-task runs among ``everything``, and
     ``plans`` (section key -> the runs its grid file plans) lets the Runs line say what has not run yet.
@@ -635,7 +637,7 @@ def group_sections(
         search_lines, group, settings = [], full_group, ""
         if has_search(full_group):
             choices = choose_settings(full_group)
-            group, settings = chosen_runs(full_group, choices), "tuned"
+            group, settings = chosen_runs(full_group, choices), tuned_label(choices)
             search_lines = search_section(full_group, choices, baseline, key, all_cells, all_gains)
             searched.setdefault(key[0], {})[title_of(key)] = (choices, full_group["seed"])
         grid, regime, backbone, mixture = key
@@ -708,12 +710,8 @@ def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, ke
 
 def under_way_note(choices: pd.DataFrame) -> str:
     """Names, per task, the settings its choice leaves out: not (yet) run by every method on every seed."""
-    every_setting = set(choices["setting"])
-    per_task = []
-    for task, rows in choices.groupby("run_task", sort=True):
-        waiting = every_setting - set(rows.loc[rows["in_search"], "setting"])
-        if waiting:
-            per_task.append(f"{task} {', '.join(f'`{setting_text(s)}`' for s in sorted(waiting))}")
+    per_task = [f"{task} {', '.join(f'`{setting_text(s)}`' for s in waiting)}"
+                for task, waiting in waiting_settings(choices).items()]
     if not per_task:
         return ""
     return (" Not yet part of the choice, because not every method has a run of every seed in them "
