@@ -28,7 +28,13 @@ from typing import Any, Literal
 
 import yaml
 
-from dp_bench.results import SCHEMA_VERSION, checkpoint_dir, read_record, write_json_atomic
+from dp_bench.results import (
+    SCHEMA_VERSION,
+    checkpoint_dir,
+    read_record,
+    record_status,
+    write_json_atomic,
+)
 
 RunState = Literal["todo", "done", "failed", "interrupted"]
 # A runner starts one command with stdout and stderr going to the two files; returns its exit status.
@@ -266,7 +272,7 @@ def run_state(run: Run) -> RunState:
     if not run.record_path.exists():
         return "todo"
     try:
-        status = read_record(run.record_path).get("status", "finished")
+        status = record_status(read_record(run.record_path))
     except ValueError:
         return "interrupted"
     return {"finished": "done", "failed": "failed"}.get(status, "interrupted")

@@ -69,9 +69,13 @@ class DPBenchCLI(LightningCLI):
             if not init_args.get("tags"):
                 init_args["tags"] = [identity["regime"], identity["backbone"]]
 
+    def tests_after_fit(self) -> bool:
+        """Honest protocol: with a train holdout for selection, val.jsonl is reported once, by a test after fit."""
+        return getattr(self.datamodule, "selection", "val") == "train_holdout"
+
     def after_fit(self) -> None:
-        """Honest protocol: with a train holdout for selection, report val.jsonl once, at the selected checkpoint."""
-        if getattr(self.datamodule, "selection", "val") != "train_holdout":
+        """The test of val.jsonl at the selected checkpoint (:meth:`tests_after_fit`)."""
+        if not self.tests_after_fit():
             return
         best = self.best_checkpoint.best_model_path
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
@@ -83,7 +87,8 @@ class DPBenchCLI(LightningCLI):
         if settings.path is None:
             settings.path = os.path.join(settings.dir, default_record_name(identity))
         resolved = json.loads(self.parser.dump(self.config, format="json", skip_none=False, skip_check=True))
-        recorder = RunRecorder(settings, identity, resolved[self.subcommand])
+        test_follows = self.subcommand == "fit" and self.tests_after_fit()
+        recorder = RunRecorder(settings, identity, resolved[self.subcommand], test_follows=test_follows)
         # Two checkpoints: the selected epoch (``after_fit`` tests it) and the latest one
         # (``last.ckpt``, what ``--ckpt_path`` resumes). Lightning 2.6 writes ``save_last`` only
         # at a step where a top-k checkpoint was saved, so with save_top_k=1 ``last.ckpt`` stayed

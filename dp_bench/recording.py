@@ -3,7 +3,10 @@
 It follows the validation epochs, keeps the best value of every metric with its
 epoch/step, snapshots the per-example predictions of the epoch that model selection
 picks (``monitor``), and writes the record at the end of fit; a crashed or interrupted
-fit leaves a record with ``status`` "failed" or "interrupted" and the error.
+fit leaves a record with ``status`` "failed" or "interrupted" and the error. When a test on
+val.jsonl follows the fit (selection on a train holdout), the record says "interrupted" until
+that test is in it: a process killed during the test must not leave holdout numbers standing
+as a finished run (the grid then resumes it, and the resumed fit only tests).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import lightning as L
 
 from dp_bench.results import (
     SCHEMA_VERSION,
+    TEST_PENDING,
     git_state,
     machine_info,
     package_versions,
@@ -49,8 +53,10 @@ class RecordSettings:
 class RunRecorder(L.Callback):
     """Accumulates validation results and writes one JSON record per fit."""
 
-    def __init__(self, settings: RecordSettings, identity: dict[str, Any], config: dict[str, Any]) -> None:
+    def __init__(self, settings: RecordSettings, identity: dict[str, Any], config: dict[str, Any],
+                 test_follows: bool = False) -> None:
         self.settings, self.identity, self.config = settings, identity, config
+        self.test_follows = test_follows  # the CLI's after_fit tests the selected checkpoint
         self.path = Path(settings.path) if settings.path else Path(settings.dir) / default_record_name(identity)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, dict[str, Any]] = {}
@@ -85,7 +91,10 @@ class RunRecorder(L.Callback):
             self.selected = {**where, "monitor": self.settings.monitor, "metrics": flat, "predictions": results}
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        path = self.write(trainer, pl_module, status="finished")
+        if self.test_follows:
+            path = self.write(trainer, pl_module, status="interrupted", error=TEST_PENDING)
+        else:
+            path = self.write(trainer, pl_module, status="finished")
         if trainer.is_global_zero:
             print(self.summary(path), flush=True)
 
@@ -109,6 +118,7 @@ class RunRecorder(L.Callback):
             record["test"] = {task: r["metrics"] for task, r in results.items()}
             # Per-example test predictions, for bootstrap intervals over examples.
             record["test_predictions"] = {task: {k: v for k, v in r.items() if k != "metrics"} for task, r in results.items()}
+            record["status"], record["error"] = "finished", None
             write_json_atomic(self.path, record)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

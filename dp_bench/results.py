@@ -144,6 +144,20 @@ PROTOCOL_KEYS = (("trainer", "max_epochs"), ("data", "max_length"), ("data", "ba
                  ("data", "selection"), ("data", "holdout_fraction"))
 
 
+TEST_PENDING = "fit done; val.jsonl not yet evaluated at the selected checkpoint (the test after fit)"
+
+
+def record_status(record: dict[str, Any]) -> str:
+    """A record's status, where a fit that selects on a train holdout counts as finished only
+    once its test on val.jsonl is in: without it the record holds holdout numbers alone (a
+    process killed during that test, before records said so themselves)."""
+    status = record.get("status", "finished")
+    selection = ((record.get("config") or {}).get("data") or {}).get("selection")
+    if status == "finished" and selection == "train_holdout" and not record.get("test"):
+        return "interrupted"
+    return status
+
+
 def training_protocol(config: dict[str, Any] | None) -> str:
     """A record's training protocol as canonical JSON (equal strings: comparable runs).
 
@@ -182,9 +196,10 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
     missing = [k for k in IDENTITY_KEYS if record.get(k) is None]
     if missing:
         raise ValueError(f"{path}: run record lacks {', '.join(missing)}")
-    status = record.get("status", "finished")
+    status = record_status(record)
     if status not in STATUSES:
         raise ValueError(f"{path}: status={status!r} is not one of {', '.join(STATUSES)}")
+    error = record.get("error") or (TEST_PENDING if status != record.get("status", "finished") else None)
     tasks = list(record.get("tasks") or str(record["task"]).split("+"))
     selected = record.get("selected") or {}
     flat = selected.get("metrics") or {}
@@ -202,7 +217,7 @@ def record_rows(record: dict[str, Any], path: str | Path) -> list[dict[str, Any]
             metrics = {k[len(prefix):]: float(v) for k, v in flat.items() if k.startswith(prefix) and v is not None}
             mine = predictions.get(task) or {}
         rows.append({
-            "file": str(path), "status": status, "error": record.get("error"), "grid": record.get("grid"),
+            "file": str(path), "status": status, "error": error, "grid": record.get("grid"),
             "run_task": str(record["task"]), "task": task, "method": record["method"],
             "backbone": record["backbone"], "regime": record["regime"], "seed": record["seed"],
             "setting": record.get("setting") or "",

@@ -137,9 +137,32 @@ def test_train_holdout_reports_val_once_at_the_selected_checkpoint(workdir):
     record = json.loads(record_path.read_text())
     assert record["data"]["selection"] == "train_holdout"
     assert set(record["test"]["cb"]) >= {"acc", "f1_macro", "score"}
+    assert (record["status"], record["error"]) == ("finished", None)
     test_predictions = record["test_predictions"]["cb"]
     assert len(test_predictions["pred"]) == len(test_predictions["label"]) == len(set(test_predictions["example_idx"])) > 0
     assert len(record["history"]) == 2
+
+
+def test_a_fit_stopped_before_its_test_is_not_finished_and_its_resume_only_tests(workdir, monkeypatch):
+    from dp_bench.lightning_cli import DPBenchCLI
+    from dp_bench.results import TEST_PENDING
+
+    record_path = workdir / "record.json"
+    args = ["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--data.selection", "train_holdout",
+            "--trainer.max_epochs", "2", "--trainer.logger", "false", "--record.path", str(record_path), *SMALL]
+    with monkeypatch.context() as patch:
+        patch.setattr(DPBenchCLI, "after_fit", lambda self: None)  # as if killed when fit ended
+        first = run(args)
+    record = json.loads(record_path.read_text())
+    assert (record["status"], record["error"], record.get("test")) == ("interrupted", TEST_PENDING, None)
+
+    last_path = next((workdir / "checkpoints").rglob("last.ckpt"))
+    resumed = run([*args, "--ckpt_path", str(last_path)])
+    record = json.loads(record_path.read_text())
+    assert (record["status"], record["error"]) == ("finished", None) and set(record["test"]["cb"]) >= {"acc", "score"}
+    assert [h["epoch"] for h in record["history"]] == [0, 1]  # no epoch trained again
+    assert resumed.trainer.global_step == first.trainer.global_step
+    assert resumed.best_checkpoint.best_model_path == first.best_checkpoint.best_model_path
 
 
 def test_a_reader_that_closes_the_pipe_early_gets_no_traceback():

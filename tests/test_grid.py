@@ -216,6 +216,16 @@ def test_resume_logic(tmp_path, monkeypatch):
     assert ends["done"] == 6
 
 
+def test_a_train_holdout_record_without_its_test_is_run_again(tmp_path):
+    run = expand(spec(tmp_path, tasks=["cb"], methods=["prompt_tuning"], seeds=[0]))[0]
+    record = make_record(scores={"cb": 0.6})
+    record["config"]["data"] = {"selection": "train_holdout"}  # killed during the test after fit
+    write_json_atomic(run.record_path, record)
+    assert grid.run_state(run) == "interrupted"
+    write_json_atomic(run.record_path, record | {"test": {"cb": {"score": 0.5}}})
+    assert grid.run_state(run) == "done"
+
+
 def test_killed_grid_leaves_interrupted_record(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = expand(spec(tmp_path, tasks=["cb"], methods=["prompt_tuning"], seeds=[0]))[0]

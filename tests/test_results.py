@@ -139,6 +139,20 @@ def test_records_with_a_test_evaluation_report_it_not_the_selection_split(tmp_pa
     assert (rows["val.json"].score, rows["val.json"].report) == (pytest.approx(0.8), "selection")
 
 
+def test_a_train_holdout_record_without_its_test_is_not_finished(tmp_path):
+    # A process killed during the test after fit, before records said so themselves: its
+    # selected metrics are holdout numbers and must not stand in for val.jsonl.
+    record = make_record("cb", scores={"cb": 0.9})
+    record["config"]["data"] = {"selection": "train_holdout"}
+    write(tmp_path, "killed.json", record)
+    write(tmp_path, "val.json", make_record("cb", "adap_ins_pos", scores={"cb": 0.8}))  # selection on val: no test
+    rows = {Path(r.file).name: r for r in load_results(tmp_path)[0].itertuples()}
+    assert (rows["killed.json"].status, rows["killed.json"].error) == ("interrupted", results.TEST_PENDING)
+    assert rows["val.json"].status == "finished"
+    record["test"] = {"cb": {"acc": 0.6, "score": 0.5}}
+    assert results.record_status(record) == "finished"
+
+
 def test_load_results_empty_dir_has_columns(tmp_path):
     frame, problems = load_results(tmp_path)
     assert frame.empty and problems == []
