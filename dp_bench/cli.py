@@ -64,7 +64,7 @@ def run(args: list[str] | None = None):
 
         return importlib.import_module(HARNESS_COMMANDS[argv[0]][0]).main(argv[1:])
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # The frozen backbone stays in eval mode on purpose (no dropout): see PromptedModel.train.
+    # The backbone stays in eval mode on purpose (no dropout, tuned or not): see PromptedModel.train.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)  # Lightning's info lines
     from dp_bench.lightning_cli import build_cli

@@ -102,10 +102,16 @@ class PromptedModel(nn.Module):
         self.feature_cache = FeatureCache() if config.cache_features and not config.tune_backbone else None
 
     def train(self, mode: bool = True):
-        """A frozen backbone always runs without dropout (deterministic features and outputs)."""
+        """The backbone always runs without dropout, frozen or tuned.
+
+        Frozen: deterministic features and outputs (what ``cache_features`` relies on). Tuned
+        (the ``fine_tuning`` reference row): no dropout either, as every recorded fine_tuning
+        run trained. ``from_pretrained`` returns the model in eval mode and Lightning (2.2 on)
+        keeps the modes it finds instead of calling ``train()``, so before this was said here
+        the runs had no dropout by that default; now it does not depend on who calls ``train()``.
+        """
         super().train(mode)
-        if not self.config.tune_backbone:
-            self.backbone.eval()
+        self.backbone.eval()
         return self
 
     def instance_features(self, batch: dict, cache_key: str | None = None) -> torch.Tensor:

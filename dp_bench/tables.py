@@ -93,7 +93,7 @@ CAPTION = (
     "task. Official score: CB mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy. "
     "Backbone signal: the first rows (`majority class`: always predicting val.jsonl's most "
     "frequent class; `linear_probe`: a head on the frozen backbone; `fine_tuning`: every "
-    "weight trained) show what the backbone can do on each task; a prompt method that does "
+    "weight trained, without dropout) show what the backbone can do on each task; a prompt method that does "
     "not beat them there has nothing to show."
 )
 PROTOCOLS = {

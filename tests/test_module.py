@@ -28,3 +28,14 @@ def test_lr_scale_multiplies_every_group():
 def test_lr_scale_must_be_positive():
     with pytest.raises(ValueError, match="lr_scale=0"):
         PromptTuningModule(lr_scale=0)
+
+
+@pytest.mark.parametrize("method", ["fine_tuning", "prompt_tuning"])
+def test_the_backbone_runs_without_dropout_whoever_calls_train(method):
+    # Lightning keeps the modes it finds; bench.py and users call train(): both see no dropout,
+    # as every recorded run trained (the backbone from from_pretrained is in eval mode).
+    module = PromptTuningModule(method=method, tasks=["cb"]).train()
+    assert not any(m.training for m in module.net.backbone.modules())
+    assert module.net.head.training  # the rest of the model trains as usual
+    tuned = {p.requires_grad for p in module.net.backbone.parameters()}
+    assert tuned == {method == "fine_tuning"}
