@@ -312,4 +312,11 @@ def test_small_class_takes_all_its_examples_when_asked(make):
     dm.setup("fit")
     labels = Counter(int(y) for y in dm.encoded("train")[0].labels)
     assert labels == {0: 32, 1: 32, 2: 16}  # CB train has 16 'neutral'
-    assert dm.data_info["short_classes"] == {"cb": {"neutral": 16}}
+    assert dm.data_info["short_classes"] == {"cb": {"shots": {"neutral": 16}}}
+    # With selection on another k per label, the training shots took every 'neutral': the
+    # record says so for each draw (it said 0 for the shots once), and the user is warned.
+    dm = make(tasks=["cb"], regime="few_shot", shots_per_label=32, small_class="all", selection="train_holdout")
+    with pytest.warns(UserWarning, match="holdout draw of task cb has no examples of class 'neutral'"):
+        held = dm.examples("cb", "val")[0]
+    assert Counter(e.label for e in held) == {0: 32, 1: 32}
+    assert dm.data_info["short_classes"] == {"cb": {"shots": {"neutral": 16}, "holdout": {"neutral": 0}}}

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
@@ -155,7 +155,7 @@ class SuperGLUEDataModule(L.LightningDataModule):
         self.holdout_fraction, self.shots_per_label = holdout_fraction, shots_per_label
         _check_choice("small_class", small_class, ("error", "all"))
         self.small_class = small_class
-        self.short_classes: dict[str, dict[str, int]] = {}  # task -> class -> examples taken
+        self.short_classes: dict[str, dict[str, dict[str, int]]] = {}  # task -> draw -> class -> examples taken
         self.sampling, self.sampling_cap = sampling, sampling_cap
         self.sampling_temperature, self.seed, self.num_workers = sampling_temperature, seed, num_workers
         self.limit_train_examples, self.limit_eval_examples = limit_train_examples, limit_eval_examples
@@ -175,7 +175,8 @@ class SuperGLUEDataModule(L.LightningDataModule):
             "few_shot_source": few_shot_source if regime == "few_shot" else None,
             "shots_per_label": shots_per_label if regime == "few_shot" and few_shot_source == "sample" else None,
             "small_class": small_class if regime == "few_shot" and few_shot_source == "sample" else None,
-            # Filled by the sampler: task -> class -> examples taken where a class had fewer than k.
+            # Filled by the sampler: task -> draw ("shots", "holdout") -> class -> examples taken
+            # where a class had fewer than k (0: the draw has none of that class).
             "short_classes": self.short_classes,
             "seed": seed,
             "data_dir": self.data_dir or "hub",
@@ -361,7 +362,12 @@ class SuperGLUEDataModule(L.LightningDataModule):
                         f"{source}, fewer than shots_per_label={k} (or set data.small_class: all)"
                     )
                 take = len(pool)
-                self.short_classes.setdefault(task.name, {})[name] = take
+                self.short_classes.setdefault(task.name, {}).setdefault(purpose, {})[name] = take
+                if take == 0:
+                    rank_zero_warn(
+                        f"few-shot: the {purpose} draw of task {task.name} has no examples of class {name!r} "
+                        f"(none left in {source}); a score on it cannot reward that class"
+                    )
             chosen.update(rng.sample(pool, take))
         return (
             [e for i, e in enumerate(examples) if i in chosen],
