@@ -71,7 +71,7 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
 
 
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
-    """Commit SHA and whether the work tree had uncommitted changes (None outside git).
+    """Commit SHA and whether the work tree had uncommitted changes outside ``results/`` (None outside git).
 
     ``DP_BENCH_GIT_SHA``, when set, wins: it is for copies of a committed tree (a lent GPU
     machine gets one, with a stale ``.git`` beside it that would name an older commit and
@@ -86,7 +86,9 @@ def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
     if os.environ.get("DP_BENCH_GIT_SHA"):
         return {"git_sha": os.environ["DP_BENCH_GIT_SHA"], "git_dirty": None}
     sha = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
+    # results/ holds outputs, never inputs of a run: rerunning a committed record rewrites
+    # that record (and its logs), which must not make its own run look dirty.
+    status = run("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results")
     return {"git_sha": sha, "git_dirty": bool(status) if status is not None else None}
 
 

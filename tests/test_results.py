@@ -159,6 +159,21 @@ def test_load_results_empty_dir_has_columns(tmp_path):
     assert {"score", "acc", "method", "task", "status"} <= set(frame.columns)
 
 
+def test_git_state_counts_changes_to_inputs_not_to_results(tmp_path, monkeypatch):
+    monkeypatch.delenv("DP_BENCH_GIT_SHA", raising=False)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    for name in ("code.py", "results/runs/r.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("0")
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    (tmp_path / "results/runs/r.json").write_text("rerun")  # a committed record, run again
+    assert results.git_state(tmp_path / "results")["git_dirty"] is False
+    (tmp_path / "code.py").write_text("1")
+    assert results.git_state(tmp_path / "results")["git_dirty"] is True
+
+
 def test_git_state_takes_the_sha_from_the_environment_when_set(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     monkeypatch.delenv("DP_BENCH_GIT_SHA", raising=False)
