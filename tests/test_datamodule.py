@@ -307,6 +307,17 @@ def test_shipped_data_configs_build_a_datamodule(make, name):
     assert [t.name for t in dm.task_specs] == data["tasks"]
 
 
+def test_the_record_names_each_file_read_by_its_sha256(make, data_dir):
+    dm = make(tasks=["cb"], selection="train_holdout")
+    dm.examples("cb", "train"), dm.examples("cb", "test")
+    files = dm.data_info["files"]
+    assert set(files) == {str(data_dir / "CB" / "train.jsonl"), str(data_dir / "CB" / "val.jsonl")}
+    sums = data_dir / "SHA256SUMS"  # the data's own checksums, as sha256sum writes them
+    if sums.is_file():
+        listed = dict(reversed(line.split(maxsplit=1)) for line in sums.read_text().splitlines() if line.strip())
+        assert files[str(data_dir / "CB" / "val.jsonl")] == listed["CB/val.jsonl"]
+
+
 def test_small_class_takes_all_its_examples_when_asked(make):
     dm = make(tasks=["cb"], regime="few_shot", shots_per_label=32, small_class="all", seed=3)
     dm.setup("fit")

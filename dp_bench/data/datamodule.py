@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from dp_bench.data.mixing import MixedTaskBatchSampler, TaskBatches, mixing_rates
-from dp_bench.data.readers import load_split, resolve_data_dir, split_source
+from dp_bench.data.readers import file_sha256, load_split, resolve_data_dir, split_source
 from dp_bench.data.tasks import TASKS, Example, TaskSpec, get_task
 
 HeadKind = Literal["encoder", "seq2seq", "causal"]
@@ -187,6 +187,8 @@ class SuperGLUEDataModule(L.LightningDataModule):
             "limit_eval_examples": limit_eval_examples,
             "sampling": None,
             "tasks": {t.name: {} for t in self.task_specs},
+            # Filled by _read: each local file read -> its SHA-256 (compare with SHA256SUMS).
+            "files": {},
         }
 
     # ------------------------------------------------------------------ Lightning hooks
@@ -314,9 +316,12 @@ class SuperGLUEDataModule(L.LightningDataModule):
 
     def _read(self, task: TaskSpec, split: str) -> tuple[list[Example], str]:
         key = (task.name, split)
+        source = split_source(task, split, self.data_dir)  # type: ignore[arg-type]
         if key not in self._raw:
             self._raw[key] = load_split(task, split, self.data_dir)  # type: ignore[arg-type]
-        return self._raw[key], split_source(task, split, self.data_dir)  # type: ignore[arg-type]
+            if self.data_dir is not None:
+                self.data_info["files"][source] = file_sha256(source)
+        return self._raw[key], source
 
     def _select(self, task: TaskSpec, role: Role) -> tuple[list[Example], str]:
         """Examples and source of one role, before limits (the class docstring's table)."""

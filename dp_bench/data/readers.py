@@ -13,6 +13,7 @@ Hub rows are reshaped into the jsonl layout first, so both sources give identica
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -64,6 +65,12 @@ def split_source(task: TaskSpec, split: Split, data_dir: str | None) -> str:
     if data_dir is None:
         return f"hf://{HF_DATASET}/{task.hf_config}/{_HF_SPLITS.get(split, split)}"
     return str(split_path(task, split, data_dir))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file (what ``sha256sum`` prints), so a record names the exact data it read."""
+    with Path(path).open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
