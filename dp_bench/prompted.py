@@ -105,10 +105,10 @@ class PromptedModel(nn.Module):
         """The backbone always runs without dropout, frozen or tuned.
 
         Frozen: deterministic features and outputs (what ``cache_features`` relies on). Tuned
-        (the ``fine_tuning`` reference row): no dropout either, as every recorded fine_tuning
-        run trained. ``from_pretrained`` returns the model in eval mode and Lightning (2.2 on)
-        keeps the modes it finds instead of calling ``train()``, so before this was said here
-        the runs had no dropout by that default; now it does not depend on who calls ``train()``.
+        (the ``fine_tuning`` reference row): no dropout either, which is how every recorded
+        fine_tuning run trained. Those runs got it by default (``from_pretrained`` returns the
+        model in eval mode, and Lightning 2.2 on keeps the modes it finds instead of calling
+        ``train()``); saying it here makes it hold whoever calls ``train()``.
         """
         super().train(mode)
         self.backbone.eval()
