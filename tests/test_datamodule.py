@@ -216,6 +216,14 @@ def test_batches_carry_indices_and_the_train_order_is_seeded(make):
     assert epoch0 != epoch1  # a new shuffle each epoch
 
 
+def test_each_role_serves_its_own_rows_when_val_and_test_share_a_file(make):
+    dm = make(tasks=["cb"], limit_eval_examples=10)  # selection on val.jsonl: test reads it too
+    for role in ("val", "test"):
+        assert dm.encoded(role)[0].uids == [e.uid for e in dm.examples("cb", role)[0]]
+    unlimited = make(tasks=["cb"])
+    assert unlimited.encoded("val")[0] is unlimited.encoded("test")[0]  # the same rows: encoded once
+
+
 def test_predict_serves_the_unlabeled_test_split(make):
     dm = make(tasks=["cb"], limit_eval_examples=10)
     batch = next(iter(dm.predict_dataloader()))

@@ -279,7 +279,9 @@ class SuperGLUEDataModule(L.LightningDataModule):
 
     def _encode_role(self, task_idx: int, task: TaskSpec, role: Role) -> EncodedSplit:
         examples, source = self.examples(task, role)
-        key = (task.name, source)  # val and test often share a source: encode once
+        # val and test often share rows (selection on val.jsonl): encode them once. Keyed by the
+        # rows, not the source text: seeded subsets (limit_eval_examples) differ per role.
+        key = (task.name, tuple(e.uid for e in examples))
         if key not in self._encoded:
             ids, cut_a, cut_b = encode_examples(self.tokenizer, self.head_kind, task, examples, self.max_length)
             self._encoded[key] = EncodedSplit(
