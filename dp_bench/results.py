@@ -21,7 +21,10 @@ import pandas as pd
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("task", "method", "backbone", "regime", "seed", "metrics", "config", "git_sha", "versions", "wall_time_s")
-PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "wandb", "jsonargparse", "dp-bench")
+# What can change a run's numbers: the stack, and what it computes or reads with (tokenizers,
+# numpy, gguf for the dequantised SmolLM2 weights).
+PACKAGES = ("torch", "lightning", "transformers", "datasets", "torchmetrics", "wandb", "jsonargparse", "dp-bench",
+            "tokenizers", "numpy", "gguf")
 
 
 def checkpoint_dir(record_path: str | Path) -> Path:
@@ -106,9 +109,12 @@ def package_versions() -> dict[str, str | None]:
 def machine_info() -> dict[str, Any]:
     import torch
 
-    info = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()}
+    # CPU results are exact only at the same thread count (it sets the order of reductions).
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"], info["cudnn"] = torch.version.cuda, torch.backends.cudnn.version()
     return info
 
 

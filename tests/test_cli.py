@@ -46,6 +46,8 @@ def test_fast_dev_run_writes_a_complete_record(workdir):
         assert set(record["metrics"][name]) == {"value", "epoch", "step"}
     assert record["config"]["model"]["prompt"]["position"] == "instance"
     assert record["versions"]["torch"] and record["wall_time_s"] > 0
+    assert record["versions"]["tokenizers"] and record["versions"]["numpy"]
+    assert record["machine"]["torch_threads"] >= 1
     assert len(record["selected"]["predictions"]["cb"]["position"]) == 16
 
 
