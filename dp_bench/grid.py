@@ -16,6 +16,7 @@ import itertools
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -350,6 +351,11 @@ def run_subprocess(command: list[str], stdout: Path, stderr: Path) -> int:
 def run_one(run: Run, ckpt_path: Path | None, runner: Runner) -> RunState:
     """Run one fit and make sure it leaves a record; returns the run's new state."""
     command = run.command(ckpt_path)
+    if ckpt_path is None:
+        # A run from scratch owns its checkpoint folder: a failed attempt's (or a foreign)
+        # ``last.ckpt`` left there would otherwise seed this run's resume if it is killed
+        # before it saves its own.
+        shutil.rmtree(checkpoint_dir(run.record_path), ignore_errors=True)
     logs = run.record_path.parent / "logs"
     stdout, stderr = logs / f"{run.stem}.out", logs / f"{run.stem}.err"
     # Marks the run as started: if this process dies mid-run the record says interrupted and

@@ -244,6 +244,22 @@ def test_killed_grid_leaves_interrupted_record(tmp_path, monkeypatch):
     assert ends["failed"] == 1 and read_record(run.record_path)["status"] == "failed"
 
 
+def test_a_run_from_scratch_never_resumes_from_a_checkpoint_it_did_not_write(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = expand(spec(tmp_path, tasks=["cb"], methods=["prompt_tuning"], seeds=[0]))[0]
+    write_json_atomic(run.record_path, make_record(status="failed"))
+    run.checkpoint.parent.mkdir(parents=True)
+    run.checkpoint.write_bytes(b"the failed attempt's")
+
+    def killed_before_its_first_checkpoint(command, stdout, stderr):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grid([run], retry_failed=True, runner=killed_before_its_first_checkpoint, out=lambda _: None)
+    assert grid.run_state(run) == "interrupted"
+    assert grid.plan(run, "interrupted", retry_failed=False) == ("run", None)
+
+
 def test_dry_run_lists_states_and_commands(tmp_path, capsys):
     config = tmp_path / "g.yaml"
     config.write_text(json.dumps({
