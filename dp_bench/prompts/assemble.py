@@ -6,7 +6,8 @@ For a row whose ``n`` real tokens are ``head | content | tail`` (for BERT ``[CLS
 
     head | P[j:] | content | P[:j] | tail | padding          (Yang et al. 2023, Eq. 2)
 
-so ``j = 0`` is a pure prefix and ``j = L`` a pure suffix. Every output slot is a gather
+so ``j = 0`` is a pure prefix and ``j = L`` a pure suffix (the order of the authors' code,
+``openprompt/prompts/soft_ins_pos_adaptive.py`` in github.com/Xianjun-Yang/DPT). Every output slot is a gather
 from the "bank" ``[x ; P]`` of the row, so one ``torch.gather`` arranges the whole batch
 for per-row ``j`` and per-row lengths.
 
