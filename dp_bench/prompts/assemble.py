@@ -7,9 +7,9 @@ For a row whose ``n`` real tokens are ``head | content | tail`` (for BERT ``[CLS
     head | P[j:] | content | P[:j] | tail | padding          (Yang et al. 2023, Eq. 2)
 
 so ``j = 0`` is a pure prefix and ``j = L`` a pure suffix (the order of the authors' code,
-``openprompt/prompts/soft_ins_pos_adaptive.py`` in github.com/Xianjun-Yang/DPT). Every output slot is a gather
-from the "bank" ``[x ; P]`` of the row, so one ``torch.gather`` arranges the whole batch
-for per-row ``j`` and per-row lengths.
+``openprompt/prompts/soft_ins_pos_adaptive.py`` in github.com/Xianjun-Yang/DPT). Every
+output slot is a gather from the "bank" ``[x ; P]`` of the row, so one ``torch.gather``
+arranges the whole batch for per-row ``j`` and per-row lengths.
 
 The straight-through position gradient (Yang et al. 2023, Sec. 3.2) is
 ``d loss / d w_j = <g, A_j(x, P)>`` for every candidate arrangement ``A_j``. The paper's
