@@ -78,6 +78,14 @@ class DPBenchCLI(LightningCLI):
         if not self.tests_after_fit():
             return
         best = self.best_checkpoint.best_model_path
+        if not best and not self.trainer.fast_dev_run:  # fast_dev_run saves no checkpoint: a smoke run
+            # Testing the last weights instead would report val.jsonl for a model nothing selected.
+            error = (
+                "no checkpoint was selected on the train holdout, so val.jsonl is not reported: "
+                "validation never ran (see trainer.limit_val_batches and trainer.check_val_every_n_epoch)"
+            )
+            self.recorder.write(self.trainer, self.model, status="failed", error=error)
+            raise ValueError(error)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def instantiate_trainer(self, **kwargs):

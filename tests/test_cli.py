@@ -145,6 +145,17 @@ def test_train_holdout_reports_val_once_at_the_selected_checkpoint(workdir):
     assert len(record["history"]) == 2
 
 
+def test_train_holdout_without_a_selected_checkpoint_fails_instead_of_testing_the_last_weights(workdir):
+    record_path = workdir / "record.json"
+    code = main(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--data.selection", "train_holdout",
+                 "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0", "--trainer.logger", "false",
+                 "--record.path", str(record_path), *SMALL])
+    record = json.loads(record_path.read_text())
+    assert code == 2
+    assert record["status"] == "failed" and "no checkpoint was selected" in record["error"]
+    assert record.get("test") is None
+
+
 def test_a_fit_stopped_before_its_test_is_not_finished_and_its_resume_only_tests(workdir, monkeypatch):
     from dp_bench.lightning_cli import DPBenchCLI
     from dp_bench.results import TEST_PENDING
