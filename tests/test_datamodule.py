@@ -339,3 +339,30 @@ def test_small_class_takes_all_its_examples_when_asked(make):
         held = dm.examples("cb", "val")[0]
     assert Counter(e.label for e in held) == {0: 32, 1: 32}
     assert dm.data_info["short_classes"] == {"cb": {"shots": {"neutral": 16}, "holdout": {"neutral": 0}}}
+
+
+def test_multirc_few_shot_draws_whole_questions_with_at_least_k_per_label(make):
+    dm = make(tasks=["multirc"], regime="few_shot", shots_per_label=8, selection="train_holdout")
+    shots, source = dm.examples("multirc", "train")
+    held = dm.examples("multirc", "val")[0]
+    complete = Counter(e.group for e in dm._read(get_task("multirc"), "train")[0])
+    for draw in (shots, held):
+        counts = Counter(e.label for e in draw)
+        assert min(counts[0], counts[1]) >= 8 and len(draw) < 40  # a few questions' worth, not the file
+        assert Counter(e.group for e in draw) == {g: complete[g] for g in {e.group for e in draw}}  # every option
+    assert not {e.group for e in shots} & {e.group for e in held}
+    assert "at least 8 per label in whole groups" in source
+    again = make(tasks=["multirc"], regime="few_shot", shots_per_label=8).examples("multirc", "train")[0]
+    assert [e.uid for e in again] == [e.uid for e in shots]  # seeded
+
+
+def test_few_shot_rows_draw_is_the_earlier_exact_k_per_label_draw(make):
+    # How paper_fewshot_gpu's MultiRC records were drawn (the grid pins it); other tasks have
+    # one row per group, so both draws are this one.
+    rows = make(tasks=["multirc"], regime="few_shot", shots_per_label=8, few_shot_draw="rows")
+    shots = rows.examples("multirc", "train")[0]
+    assert Counter(e.label for e in shots) == {0: 8, 1: 8}
+    assert len({e.group for e in shots}) > 8  # options of many questions, some split from their question
+    cb = [make(tasks=["cb"], regime="few_shot", shots_per_label=8, few_shot_draw=draw).examples("cb", "train")[0]
+          for draw in ("groups", "rows")]
+    assert [e.uid for e in cb[0]] == [e.uid for e in cb[1]]

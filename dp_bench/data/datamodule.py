@@ -85,6 +85,12 @@ class SuperGLUEDataModule(L.LightningDataModule):
         holdout_fraction: fraction of train held out for selection (full/multitask, train_holdout).
         few_shot_source: draw shots_per_label examples per label from train, or use FewGLUE's 32-example sets.
         shots_per_label: examples per label for few_shot_source="sample".
+        few_shot_draw: what a few_shot_source="sample" draw takes: whole "groups" (a MultiRC
+            question with all its answer options, drawn until every label has at least
+            shots_per_label rows, so exact match means something on the selection draw and no
+            question straddles the training and selection draws) or single "rows", exactly
+            shots_per_label per label (how paper_fewshot_gpu's MultiRC records were drawn).
+            Every other task has one row per group: the same draw either way.
         small_class: what a class with fewer than shots_per_label training examples gets:
             "error", or "all" of its examples (CB has 16 'neutral'); recorded in data_info.
         sampling: multitask mixing rule: proportional to min(n, cap), or temperature min(n, cap)^(1/T).
@@ -109,6 +115,7 @@ class SuperGLUEDataModule(L.LightningDataModule):
         holdout_fraction: float = 0.1,
         few_shot_source: Literal["sample", "fewglue"] = "sample",
         shots_per_label: int = 32,
+        few_shot_draw: Literal["groups", "rows"] = "groups",
         small_class: Literal["error", "all"] = "error",
         sampling: Literal["proportional", "temperature"] = "proportional",
         sampling_cap: int = 10000,
@@ -128,6 +135,7 @@ class SuperGLUEDataModule(L.LightningDataModule):
         _check_choice("regime", regime, ("full", "few_shot", "multitask"))
         _check_choice("selection", selection, ("val", "train_holdout"))
         _check_choice("few_shot_source", few_shot_source, ("sample", "fewglue"))
+        _check_choice("few_shot_draw", few_shot_draw, ("groups", "rows"))
         _check_choice("sampling", sampling, ("proportional", "temperature"))
         if regime != "multitask" and len(tasks) > 1:
             raise ValueError(
@@ -153,6 +161,7 @@ class SuperGLUEDataModule(L.LightningDataModule):
         self.backbone, self.max_length = backbone, max_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.holdout_fraction, self.shots_per_label = holdout_fraction, shots_per_label
+        self.few_shot_draw = few_shot_draw
         _check_choice("small_class", small_class, ("error", "all"))
         self.small_class = small_class
         self.short_classes: dict[str, dict[str, dict[str, int]]] = {}  # task -> draw -> class -> examples taken
@@ -175,6 +184,7 @@ class SuperGLUEDataModule(L.LightningDataModule):
             "few_shot_source": few_shot_source if regime == "few_shot" else None,
             "shots_per_label": shots_per_label if regime == "few_shot" and few_shot_source == "sample" else None,
             "small_class": small_class if regime == "few_shot" and few_shot_source == "sample" else None,
+            "few_shot_draw": few_shot_draw if regime == "few_shot" and few_shot_source == "sample" else None,
             # Filled by the sampler: task -> draw ("shots", "holdout") -> class -> examples taken
             # where a class had fewer than k (0: the draw has none of that class).
             "short_classes": self.short_classes,
@@ -337,10 +347,12 @@ class SuperGLUEDataModule(L.LightningDataModule):
         if self.regime == "few_shot":
             k, seed = self.shots_per_label, self.seed
             shots, rest = self._sample_shots(task, train, k, "shots", path)
+            whole = self.few_shot_draw == "groups" and len({e.group for e in train}) < len(train)
+            per_label = f"at least {k} per label in whole groups" if whole else f"{k} per label"
             if role == "train":
-                return shots, f"{path}, {k} per label (seed {seed})"
+                return shots, f"{path}, {per_label} (seed {seed})"
             held, _ = self._sample_shots(task, rest, k, "holdout", f"{path} after the training shots")
-            return held, f"{path}, {k} per label disjoint from the training shots (seed {seed})"
+            return held, f"{path}, {per_label} disjoint from the training shots (seed {seed})"
         if self.selection == "val":
             return train, path
         held, rest = self._holdout(task, train)
@@ -357,25 +369,68 @@ class SuperGLUEDataModule(L.LightningDataModule):
     def _sample_shots(
         self, task: TaskSpec, examples: list[Example], k: int, purpose: str, source: str
     ) -> tuple[list[Example], list[Example]]:
-        """Exactly k examples per label (seeded), and the rest; both in file order."""
+        """k rows per label (seeded), and the rest; both in file order.
+
+        Rows of one group (a MultiRC question's answer options) are drawn together unless
+        ``few_shot_draw="rows"``: see :meth:`_sample_groups`. Otherwise exactly k per label.
+        """
+        rows_of: dict[int, list[int]] = {}
+        for i, e in enumerate(examples):
+            rows_of.setdefault(e.group, []).append(i)
+        if self.few_shot_draw == "groups" and len(rows_of) < len(examples):
+            return self._sample_groups(task, examples, rows_of, k, purpose, source)
         rng, chosen = self._rng(purpose, task), set()
         for label, name in enumerate(task.label_names):
             pool = [i for i, e in enumerate(examples) if e.label == label]
-            take = k
-            if len(pool) < k:
-                if self.small_class == "error":
-                    raise ValueError(
-                        f"few-shot: task {task.name} has {len(pool)} examples of class {name!r} in "
-                        f"{source}, fewer than shots_per_label={k} (or set data.small_class: all)"
-                    )
-                take = len(pool)
-                self.short_classes.setdefault(task.name, {}).setdefault(purpose, {})[name] = take
-                if take == 0:
-                    rank_zero_warn(
-                        f"few-shot: the {purpose} draw of task {task.name} has no examples of class {name!r} "
-                        f"(none left in {source}); a score on it cannot reward that class"
-                    )
+            take = min(k, len(pool))
+            if take < k:
+                self._short_class(task, name, len(pool), k, purpose, source)
             chosen.update(rng.sample(pool, take))
+        return self._split_rows(examples, chosen)
+
+    def _sample_groups(
+        self, task: TaskSpec, examples: list[Example], rows_of: dict[int, list[int]], k: int, purpose: str,
+        source: str,
+    ) -> tuple[list[Example], list[Example]]:
+        """Whole groups in a seeded order, each taken while one of its labels has fewer than k
+        rows, until every label has k; so each label gets at least k rows (a question's options
+        mix labels, so some get a few more), and no group is split between draws."""
+        groups = sorted(rows_of)
+        rng = self._rng(f"{purpose}-groups", task)  # its own stream: the rows draw's stays as it was
+        rng.shuffle(groups)
+        need = dict.fromkeys(range(len(task.label_names)), k)
+        chosen: set[int] = set()
+        for group in groups:
+            if not any(n > 0 for n in need.values()):
+                break
+            labels = [examples[i].label for i in rows_of[group]]
+            if any(need[label] > 0 for label in labels):
+                chosen.update(rows_of[group])
+                for label in labels:
+                    need[label] -= 1
+        for label, missing in need.items():
+            if missing > 0:
+                self._short_class(task, task.label_names[label], k - missing, k, purpose, source)
+        return self._split_rows(examples, chosen)
+
+    def _short_class(self, task: TaskSpec, name: str, available: int, k: int, purpose: str, source: str) -> None:
+        """A draw found only ``available`` < k rows of class ``name``: an error, or (small_class
+        "all") all of them, recorded in ``short_classes`` and warned about when there are none."""
+        if self.small_class == "error":
+            raise ValueError(
+                f"few-shot: task {task.name} has {available} examples of class {name!r} in "
+                f"{source}, fewer than shots_per_label={k} (or set data.small_class: all)"
+            )
+        self.short_classes.setdefault(task.name, {}).setdefault(purpose, {})[name] = available
+        if available == 0:
+            rank_zero_warn(
+                f"few-shot: the {purpose} draw of task {task.name} has no examples of class {name!r} "
+                f"(none left in {source}); a score on it cannot reward that class"
+            )
+
+    @staticmethod
+    def _split_rows(examples: list[Example], chosen: set[int]) -> tuple[list[Example], list[Example]]:
+        """The chosen rows and the rest, both in file order."""
         return (
             [e for i, e in enumerate(examples) if i in chosen],
             [e for i, e in enumerate(examples) if i not in chosen],
