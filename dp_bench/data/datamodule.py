@@ -347,8 +347,7 @@ class SuperGLUEDataModule(L.LightningDataModule):
         if self.regime == "few_shot":
             k, seed = self.shots_per_label, self.seed
             shots, rest = self._sample_shots(task, train, k, "shots", path)
-            whole = self.few_shot_draw == "groups" and len({e.group for e in train}) < len(train)
-            per_label = f"at least {k} per label in whole groups" if whole else f"{k} per label"
+            per_label = f"at least {k} per label in whole groups" if self._draws_groups(train) else f"{k} per label"
             if role == "train":
                 return shots, f"{path}, {per_label} (seed {seed})"
             held, _ = self._sample_shots(task, rest, k, "holdout", f"{path} after the training shots")
@@ -374,11 +373,8 @@ class SuperGLUEDataModule(L.LightningDataModule):
         Rows of one group (a MultiRC question's answer options) are drawn together unless
         ``few_shot_draw="rows"``: see :meth:`_sample_groups`. Otherwise exactly k per label.
         """
-        rows_of: dict[int, list[int]] = {}
-        for i, e in enumerate(examples):
-            rows_of.setdefault(e.group, []).append(i)
-        if self.few_shot_draw == "groups" and len(rows_of) < len(examples):
-            return self._sample_groups(task, examples, rows_of, k, purpose, source)
+        if self._draws_groups(examples):
+            return self._sample_groups(task, examples, k, purpose, source)
         rng, chosen = self._rng(purpose, task), set()
         for label, name in enumerate(task.label_names):
             pool = [i for i, e in enumerate(examples) if e.label == label]
@@ -388,13 +384,20 @@ class SuperGLUEDataModule(L.LightningDataModule):
             chosen.update(rng.sample(pool, take))
         return self._split_rows(examples, chosen)
 
+    def _draws_groups(self, examples: list[Example]) -> bool:
+        """Whether a few-shot draw from ``examples`` takes whole groups: asked for, and some group
+        has several rows (MultiRC; every other task has one row per group)."""
+        return self.few_shot_draw == "groups" and len({e.group for e in examples}) < len(examples)
+
     def _sample_groups(
-        self, task: TaskSpec, examples: list[Example], rows_of: dict[int, list[int]], k: int, purpose: str,
-        source: str,
+        self, task: TaskSpec, examples: list[Example], k: int, purpose: str, source: str
     ) -> tuple[list[Example], list[Example]]:
         """Whole groups in a seeded order, each taken while one of its labels has fewer than k
         rows, until every label has k; so each label gets at least k rows (a question's options
         mix labels, so some get a few more), and no group is split between draws."""
+        rows_of: dict[int, list[int]] = {}
+        for i, e in enumerate(examples):
+            rows_of.setdefault(e.group, []).append(i)
         groups = sorted(rows_of)
         rng = self._rng(f"{purpose}-groups", task)  # its own stream: the rows draw's stays as it was
         rng.shuffle(groups)
