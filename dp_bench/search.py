@@ -20,6 +20,7 @@ to ``experiments/tuned/<grid>.yaml``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,25 @@ def searched_settings(group: pd.DataFrame) -> dict[str, set[str]]:
     return searched
 
 
-def choose_settings(group: pd.DataFrame) -> pd.DataFrame:
+def choose_settings(group: pd.DataFrame, planned: Iterable[tuple[str, str, str]] = ()) -> pd.DataFrame:
     """One row per (method, run_task, setting): mean selection score ×100, seeds, and which wins.
 
     ``in_search`` is False for a setting that not every method of the task has run on every
     seed yet (:func:`searched_settings`); ``complete`` is False where a setting has fewer
     finished seeds than the cell's most complete setting. Neither kind is ever chosen.
+    ``planned`` names the (method, run_task, setting) cells of the grid file's search: a setting
+    no run has reached yet gets its rows too (n = 0), so the search still reads as under way.
     """
+    planned_settings: dict[tuple[str, str], set[str]] = {}
+    for method, run_task, setting in planned:
+        planned_settings.setdefault((method, run_task), set()).add(setting)
     finished = group[(group["status"] == "finished") & group["selection_score"].notna()]
     per_run = finished.drop_duplicates("file")  # a multitask run has a row per task, one selection score
     in_search = searched_settings(group)
     rows = []
     for (method, run_task), runs in group.groupby(["method", "run_task"], sort=True):
         mine = per_run[(per_run["method"] == method) & (per_run["run_task"] == run_task)]
-        settings = sorted(set(runs["setting"].fillna("")))  # "" first
+        settings = sorted(set(runs["setting"].fillna("")) | planned_settings.get((method, run_task), set()))  # "" first
         stats = {s: mine.loc[mine["setting"] == s, "selection_score"].astype(float) for s in settings}
         taking_part = [s for s in settings if s in in_search[run_task]]
         most = max((len(stats[s]) for s in taking_part), default=0)

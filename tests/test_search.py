@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import yaml
@@ -129,3 +131,37 @@ def test_a_search_under_way_is_not_a_choice_until_every_method_has_run_it(runs, 
     # the CSVs label the chosen numbers as from a search not yet finished
     cells = pd.read_csv(tmp_path / "out" / "cells.csv")
     assert set(cells.loc[cells["grid"] == "g", "settings"]) == {"tuned, search under way", "as configured"}
+
+
+def test_a_setting_the_grid_file_plans_but_no_run_has_reached_keeps_the_search_under_way(tmp_path):
+    # as configured and lr_scale0.3 have every seed; the grid file also plans lr_scale3.0,
+    # of which there is no record at all: the search is not done, whatever the records say
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    experiments = (Path(__file__).parents[1] / "experiments").as_posix()
+    (grids / "g.yaml").write_text(
+        f"name: g\ntasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0, 1, 2]\nbackbones: [bb]\nregimes: [full]\n"
+        f"configs_dir: {experiments}\nruns_dir: {tmp_path.as_posix()}/runs\n"
+        "search:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n"
+    )
+    runs = tmp_path / "runs"
+    for setting in ("", "lr_scale0.3"):
+        for seed, (selection, test) in enumerate(SCORES[setting]):
+            write(runs / "g", f"pt_{seed}_{setting}.json", searched("cb", "prompt_tuning", seed, setting, selection, test))
+
+    def render(grids_dir):
+        text = tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None,
+                             tuned_dir=tmp_path / "tuned", grids_dir=grids_dir).read_text()
+        cells = pd.read_csv(tmp_path / "out" / "cells.csv")
+        return text, set(cells["settings"])
+
+    text, labels = render(None)  # without the grid file only the records speak: a finished search
+    assert "Not yet part of the choice" not in text and labels == {"tuned", "as configured"}
+    text, labels = render(grids)
+    assert "settings `as configured`, `lr_scale0.3`, `lr_scale3.0`," in text
+    assert "Not yet part of the choice" in text and "cb `lr_scale3.0`." in text
+    assert "| prompt_tuning | lr_scale3.0   | —" in text
+    assert labels == {"tuned, search under way", "as configured"}
+    tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
+    assert tuned["cb"]["prompt_tuning"]["chosen"] == "as configured"  # 62.0 over lr_scale0.3's 52.0
+    assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale3.0"]
