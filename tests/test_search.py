@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import yaml
@@ -11,6 +9,7 @@ import yaml
 from dp_bench import search, tables
 from dp_bench.results import load_results
 from tests.test_results import make_record, write
+from tests.test_tables import write_grid_file
 
 # (setting, seed) -> (selection-split score, val.jsonl score) for prompt_tuning on CB.
 # lr_scale3.0 wins on the selection split although as configured is better on val.jsonl.
@@ -136,14 +135,8 @@ def test_a_search_under_way_is_not_a_choice_until_every_method_has_run_it(runs, 
 def test_a_setting_the_grid_file_plans_but_no_run_has_reached_keeps_the_search_under_way(tmp_path):
     # as configured and lr_scale0.3 have every seed; the grid file also plans lr_scale3.0,
     # of which there is no record at all: the search is not done, whatever the records say
-    grids = tmp_path / "grids"
-    grids.mkdir()
-    experiments = (Path(__file__).parents[1] / "experiments").as_posix()
-    (grids / "g.yaml").write_text(
-        f"name: g\ntasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0, 1, 2]\nbackbones: [bb]\nregimes: [full]\n"
-        f"configs_dir: {experiments}\nruns_dir: {tmp_path.as_posix()}/runs\n"
-        "search:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n"
-    )
+    grids = write_grid_file(tmp_path, "tasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0, 1, 2]\nbackbones: [bb]\n"
+                                      "regimes: [full]\nsearch:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n")
     runs = tmp_path / "runs"
     for setting in ("", "lr_scale0.3"):
         for seed, (selection, test) in enumerate(SCORES[setting]):

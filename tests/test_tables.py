@@ -288,18 +288,22 @@ def test_summary_is_embedded_in_the_readme_byte_for_byte(tmp_path):
     assert not tables.embed_in_readme(tmp_path / "results" / "tables" / "summary.md", summary)  # no markers
 
 
+def write_grid_file(tmp_path: Path, body: str) -> Path:
+    """``<tmp_path>/grids/g.yaml``: grid ``g`` with ``body``, the repo's configs, runs under tmp_path; its folder."""
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    experiments = (Path(__file__).parents[1] / "experiments").as_posix()
+    (grids / "g.yaml").write_text(f"name: g\n{body}configs_dir: {experiments}\nruns_dir: {tmp_path.as_posix()}/runs\n")
+    return grids
+
+
 @pytest.mark.parametrize("grid_regime, recorded_regime", [
     ("full", "full"),
     ("few_shot", "few_shot_sample"),  # a record names its few-shot source, the grid file does not
 ])
 def test_runs_line_counts_what_the_grid_file_plans_but_has_not_run(tmp_path, grid_regime, recorded_regime):
-    grids = tmp_path / "grids"
-    grids.mkdir()
-    experiments = (Path(__file__).parents[1] / "experiments").as_posix()
-    (grids / "g.yaml").write_text(
-        f"name: g\ntasks: [cb]\nmethods: [prompt_tuning, adap_pos]\nseeds: [0, 1]\nbackbones: [bb]\n"
-        f"regimes: [{grid_regime}]\nconfigs_dir: {experiments}\nruns_dir: {tmp_path.as_posix()}/runs\n"
-    )
+    grids = write_grid_file(tmp_path, "tasks: [cb]\nmethods: [prompt_tuning, adap_pos]\nseeds: [0, 1]\nbackbones: [bb]\n"
+                                      f"regimes: [{grid_regime}]\n")
     runs = tmp_path / "runs"
 
     def write_run(method, seed, **fields):
