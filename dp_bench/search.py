@@ -40,8 +40,9 @@ def label(setting: str) -> str:
     return setting or AS_CONFIGURED
 
 
-def has_search(group: pd.DataFrame) -> bool:
-    return group["setting"].fillna("").nunique() > 1
+def has_search(group: pd.DataFrame, planned_settings: Iterable[str] = ()) -> bool:
+    """Whether a section is a search: its records, or the settings its grid file plans, name more than one setting."""
+    return len(set(group["setting"].fillna("")) | set(planned_settings)) > 1
 
 
 def searched_settings(group: pd.DataFrame) -> dict[str, set[str]]:

@@ -635,8 +635,9 @@ def group_sections(
     lines = []
     for key, full_group in groups:
         search_lines, group, settings = [], full_group, ""
-        if has_search(full_group):
-            choices = choose_settings(full_group, [(r.method, r.task, r.setting) for r in plans.get(key, [])])
+        planned = [(r.method, r.task, r.setting) for r in plans.get(key, [])]
+        if has_search(full_group, [setting for *_, setting in planned]):
+            choices = choose_settings(full_group, planned)
             group, settings = chosen_runs(full_group, choices), tuned_label(choices)
             search_lines = search_section(full_group, choices, baseline, key, all_cells, all_gains)
             searched.setdefault(key[0], {})[title_of(key)] = (choices, full_group["seed"])

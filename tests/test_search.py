@@ -158,3 +158,21 @@ def test_a_setting_the_grid_file_plans_but_no_run_has_reached_keeps_the_search_u
     tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
     assert tuned["cb"]["prompt_tuning"]["chosen"] == "as configured"  # 62.0 over lr_scale0.3's 52.0
     assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale3.0"]
+
+
+def test_a_grid_file_that_plans_a_search_no_run_has_reached_reports_it_under_way(tmp_path):
+    # every record is of the grid as configured, but the grid file plans lr_scale0.3 and
+    # lr_scale3.0 too: the section is a search not yet begun, not a grid without one
+    grids = write_grid_file(tmp_path, "tasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0, 1, 2]\nbackbones: [bb]\n"
+                                      "regimes: [full]\nsearch:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n")
+    runs = tmp_path / "runs"
+    for seed, (selection, test) in enumerate(SCORES[""]):
+        write(runs / "g", f"pt_{seed}.json", searched("cb", "prompt_tuning", seed, "", selection, test))
+    text = tables.render(runs, tmp_path / "out", tmp_path / "noref", bench_dir=None,
+                         tuned_dir=tmp_path / "tuned", grids_dir=grids).read_text()
+    assert "settings `as configured`, `lr_scale0.3`, `lr_scale3.0`," in text
+    assert "cb `lr_scale0.3`, `lr_scale3.0`." in text
+    assert set(pd.read_csv(tmp_path / "out" / "cells.csv")["settings"]) == {"tuned, search under way", "as configured"}
+    tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
+    assert tuned["cb"]["prompt_tuning"]["chosen"] == "as configured"
+    assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale0.3", "lr_scale3.0"]
