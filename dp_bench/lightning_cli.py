@@ -15,6 +15,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from dp_bench.data.datamodule import SuperGLUEDataModule
 from dp_bench.module import PromptTuningModule
+from dp_bench.random_state import RandomStateCheckpoint
 from dp_bench.recording import RecordSettings, RunRecorder, default_record_name
 from dp_bench.results import checkpoint_dir
 
@@ -111,7 +112,7 @@ class DPBenchCLI(LightningCLI):
         if self.subcommand == "fit" and cfg.get("ckpt_path"):
             # A resumed run finds its own checkpoints in its folder, as it should.
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        extra = [recorder, best, latest] if self.subcommand == "fit" else []
+        extra = [recorder, best, latest, RandomStateCheckpoint()] if self.subcommand == "fit" else []
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.extend(extra)
         if self.subcommand == "fit":

@@ -100,6 +100,36 @@ def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(wo
     assert resumed.trainer.global_step == 6
 
 
+class Interrupted(Exception):
+    """What stops a fit in the middle here, as a kill would."""
+
+
+def test_an_interrupted_fit_resumed_from_last_ckpt_is_the_fit_its_command_describes(workdir, monkeypatch):
+    # adap_ins_pos shuffles and draws Gumbel noise every epoch: the resumed epochs must draw
+    # what the uninterrupted fit drew, or the record is of a run its command cannot reproduce
+    args = ["fit", "--config", str(ROOT / "experiments/cb_dp.yaml"), "--trainer.max_epochs", "4",
+            "--trainer.logger", "false", *SMALL]
+    whole = run([*args, "--record.path", str(workdir / "whole.json")])
+
+    def stop_at_epoch_2(module):
+        if module.current_epoch == 2:
+            raise Interrupted
+    with monkeypatch.context() as patch, pytest.raises(Interrupted):
+        patch.setattr(PromptTuningModule, "on_train_epoch_start", stop_at_epoch_2, raising=False)
+        run([*args, "--record.path", str(workdir / "parts.json")])
+    last_path = next((workdir / "checkpoints").glob("*/parts/last.ckpt"))
+    resumed = run([*args, "--record.path", str(workdir / "parts.json"), "--ckpt_path", str(last_path)])
+
+    assert resumed.trainer.global_step == whole.trainer.global_step
+    trained = dict(resumed.model.named_parameters())
+    for name, parameter in whole.model.named_parameters():
+        if parameter.requires_grad:
+            assert torch.equal(parameter, trained[name]), name
+    whole_record, resumed_record = (json.loads((workdir / f"{n}.json").read_text()) for n in ("whole", "parts"))
+    assert resumed_record["history"] == whole_record["history"]
+    assert resumed_record["selected"] == whole_record["selected"]  # its chosen positions too
+
+
 def test_frozen_backbone_is_unchanged_by_training(workdir):
     cli = run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true", *SMALL])
     fresh = PromptTuningModule(method="prompt_tuning", prompt=cli.model.prompt_config, tasks=["cb"])

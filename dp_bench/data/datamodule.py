@@ -168,6 +168,9 @@ class SuperGLUEDataModule(L.LightningDataModule):
         self.sampling, self.sampling_cap = sampling, sampling_cap
         self.sampling_temperature, self.seed, self.num_workers = sampling_temperature, seed, num_workers
         self.limit_train_examples, self.limit_eval_examples = limit_train_examples, limit_eval_examples
+        # The single-task shuffle: one seeded stream over all epochs, saved in checkpoints
+        # (state_dict) so that a resumed fit shuffles its later epochs as the whole fit would.
+        self.shuffle_generator = torch.Generator().manual_seed(seed)
 
         load_tokenizer, backbone_kind = _backbone_api()
         self._load_tokenizer = load_tokenizer
@@ -219,8 +222,15 @@ class SuperGLUEDataModule(L.LightningDataModule):
             return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
         return DataLoader(
             data, batch_size=self.batch_size, shuffle=True, collate_fn=collate,
-            generator=torch.Generator().manual_seed(self.seed), num_workers=self.num_workers,
+            generator=self.shuffle_generator, num_workers=self.num_workers,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: where the shuffle stream is (multitask batches follow the epoch)."""
+        return {"shuffle_generator": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.shuffle_generator.set_state(state_dict["shuffle_generator"])
 
     def val_dataloader(self) -> DataLoader:
         """The model-selection split, in order, single-task batches."""
