@@ -8,7 +8,7 @@ its policy networks and the head are optimised (plus the backbone for ``fine_tun
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -76,7 +76,7 @@ class PromptTuningModule(L.LightningModule):
                 f"method {method!r} trains nothing on the {core.kind} backbone {backbone!r}: its verbalizer head "
                 "reads the LM's own token scores and has no weights (use prompt_tuning, p_tuning_v2 or fine_tuning)"
             )
-        # Checkpoints hold trainable parameters only (see on_save_checkpoint).
+        # Checkpoints hold trainable parameters and the feature cache only (see on_save_checkpoint).
         self.strict_loading = False
         self._outputs: dict[str, list[dict]] = defaultdict(list)
         self.last_eval: dict[str, dict] = {}
@@ -211,10 +211,12 @@ class PromptTuningModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
 
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what training changes: kilobytes to a few MB, never the frozen backbone."""
+    def checkpoint_state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds: what training changes (kilobytes to a few MB, never the
+        frozen backbone) and the feature cache, so that a resumed fit reads the features the
+        uninterrupted fit read (:class:`~dp_bench.prompted.FeatureCache`)."""
         trainable = {f"net.{n}" for n, p in self.net.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
+        return {k: v for k, v in self.state_dict().items() if k in trainable or k.startswith("net.feature_cache.")}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["state_dict"] = self.trainable_state_dict()
+        checkpoint["state_dict"] = self.checkpoint_state_dict()

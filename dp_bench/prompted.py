@@ -66,6 +66,15 @@ class FeatureCache(nn.Module):
         self.tables[key][index] = features
         self.filled[key][index] = True
 
+    # Saved with the model, so that a fit resumed from a checkpoint reads the features the
+    # uninterrupted fit read. Recomputed ones can differ in the last bits: a row's features
+    # depend slightly on the padded length of the batch that first computed them.
+    def get_extra_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"tables": self.tables, "filled": self.filled}
+
+    def set_extra_state(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        self.tables, self.filled = dict(state["tables"]), dict(state["filled"])
+
 
 class PromptedModel(nn.Module):
     """Backbone + prompt + head.

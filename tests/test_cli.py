@@ -60,7 +60,7 @@ def test_fit_prints_lightnings_information_but_not_its_adverts(workdir, caplog):
     assert "💡 Tip" not in printed  # "try installing litlogger / litmodels", on every fit
 
 
-def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters(workdir):
+def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters_and_the_feature_cache(workdir):
     cli = run(["fit", "--config", str(ROOT / "experiments/cb_dp.yaml"), "--trainer.max_epochs", "1",
                "--trainer.limit_train_batches", "2", "--trainer.logger.init_args.save_dir", str(workdir), *SMALL])
     offline_runs = list((workdir / "wandb").glob("offline-run-*"))
@@ -68,7 +68,8 @@ def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters(workdi
     checkpoint = next((workdir / "checkpoints").rglob("last.ckpt"))
     assert checkpoint.stat().st_size < 2_000_000  # the prompt and policy net, not 90 MB of backbone
     saved = torch.load(checkpoint, weights_only=False)["state_dict"]
-    assert set(saved) == {n for n, p in cli.model.named_parameters() if p.requires_grad}
+    trainable = {n for n, p in cli.model.named_parameters() if p.requires_grad}
+    assert set(saved) == trainable | {"net.feature_cache._extra_state"}  # what a resume must read again
 
     reloaded = PromptTuningModule.load_from_checkpoint(checkpoint).eval()
     batch = next(iter(cli.datamodule.val_dataloader()))
@@ -104,18 +105,24 @@ class Interrupted(Exception):
     """What stops a fit in the middle here, as a kill would."""
 
 
-def test_an_interrupted_fit_resumed_from_last_ckpt_is_the_fit_its_command_describes(workdir, monkeypatch):
+@pytest.mark.parametrize("regime", [
+    [],  # single task: one shuffle stream over the epochs
+    ["--config", str(ROOT / "experiments/multitask_cb_rte_wic.yaml")],  # batches drawn per epoch
+])
+def test_an_interrupted_fit_resumed_from_last_ckpt_is_the_fit_its_command_describes(workdir, monkeypatch, regime):
     # adap_ins_pos shuffles and draws Gumbel noise every epoch: the resumed epochs must draw
     # what the uninterrupted fit drew, or the record is of a run its command cannot reproduce
-    args = ["fit", "--config", str(ROOT / "experiments/cb_dp.yaml"), "--trainer.max_epochs", "4",
+    # (epoch 1 of the uninterrupted fit reads backbone features cached in epoch 0: the
+    # resumed one must too, as they differ in the last bits when recomputed in other batches)
+    args = ["fit", "--config", str(ROOT / "experiments/cb_dp.yaml"), *regime, "--trainer.max_epochs", "2",
             "--trainer.logger", "false", *SMALL]
     whole = run([*args, "--record.path", str(workdir / "whole.json")])
 
-    def stop_at_epoch_2(module):
-        if module.current_epoch == 2:
+    def stop_at_epoch_1(module):
+        if module.current_epoch == 1:
             raise Interrupted
     with monkeypatch.context() as patch, pytest.raises(Interrupted):
-        patch.setattr(PromptTuningModule, "on_train_epoch_start", stop_at_epoch_2, raising=False)
+        patch.setattr(PromptTuningModule, "on_train_epoch_start", stop_at_epoch_1, raising=False)
         run([*args, "--record.path", str(workdir / "parts.json")])
     last_path = next((workdir / "checkpoints").glob("*/parts/last.ckpt"))
     resumed = run([*args, "--record.path", str(workdir / "parts.json"), "--ckpt_path", str(last_path)])

@@ -171,6 +171,9 @@ class SuperGLUEDataModule(L.LightningDataModule):
         # The single-task shuffle: one seeded stream over all epochs, saved in checkpoints
         # (state_dict) so that a resumed fit shuffles its later epochs as the whole fit would.
         self.shuffle_generator = torch.Generator().manual_seed(seed)
+        # Multitask batches are drawn per epoch (seed + epoch); a resumed fit starts at its epoch.
+        self.mixed_batches: MixedTaskBatchSampler | None = None
+        self._first_mixed_epoch = 0
 
         load_tokenizer, backbone_kind = _backbone_api()
         self._load_tokenizer = load_tokenizer
@@ -218,19 +221,25 @@ class SuperGLUEDataModule(L.LightningDataModule):
         if self.regime == "multitask":
             sizes = [len(s) for s in splits]
             rates = mixing_rates(sizes, self.sampling, self.sampling_cap, self.sampling_temperature)
-            sampler = MixedTaskBatchSampler(sizes, self.batch_size, rates, self.seed)
-            return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
+            self.mixed_batches = MixedTaskBatchSampler(sizes, self.batch_size, rates, self.seed)
+            self.mixed_batches.set_epoch(self._first_mixed_epoch)
+            return DataLoader(data, batch_sampler=self.mixed_batches, collate_fn=collate, num_workers=self.num_workers)
         return DataLoader(
             data, batch_size=self.batch_size, shuffle=True, collate_fn=collate,
             generator=self.shuffle_generator, num_workers=self.num_workers,
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: where the shuffle stream is (multitask batches follow the epoch)."""
-        return {"shuffle_generator": self.shuffle_generator.get_state()}
+        """Saved in every checkpoint: where the shuffle stream is, and the next multitask epoch."""
+        state = {"shuffle_generator": self.shuffle_generator.get_state()}
+        if self.mixed_batches is not None:
+            state["mixed_batches_epoch"] = self.mixed_batches.epoch
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """On resume, before ``train_dataloader``: the training batches go on where the checkpoint left them."""
         self.shuffle_generator.set_state(state_dict["shuffle_generator"])
+        self._first_mixed_epoch = state_dict.get("mixed_batches_epoch", 0)
 
     def val_dataloader(self) -> DataLoader:
         """The model-selection split, in order, single-task batches."""

@@ -70,7 +70,9 @@ class MixedTaskBatchSampler(Sampler[list[int]]):
         self.rates = torch.tensor(rates, dtype=torch.double)
 
     def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this before each epoch; without it epochs still differ."""
+        """The epoch the next pass draws. Lightning calls ``set_epoch`` on a DataLoader's sampler,
+        never on its batch sampler, so each pass advances the epoch itself and a resumed fit
+        sets the one it starts at (``SuperGLUEDataModule.load_state_dict``)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
