@@ -4,7 +4,10 @@ A Lightning checkpoint holds the weights, the optimiser and the loops, not the r
 generators. A fit resumed from ``last.ckpt`` therefore drew its later shuffles, dropout masks
 and Gumbel noise from the streams as seeded at start-up: a different run from the one its
 command describes, which a rerun of that command could not reproduce. This callback saves the
-generators with every checkpoint and restores them on resume.
+global generators with every checkpoint and restores them on resume. The rest of what a
+resume must continue is kept where it lives: the training shuffle's own generator and the
+next multitask epoch in ``SuperGLUEDataModule.state_dict``, the cached backbone features in
+the model's checkpoint (``FeatureCache``).
 
 Written here rather than taken from Lightning because its equivalents
 (``lightning.fabric.utilities.seed._collect_rng_states``) are private API.
