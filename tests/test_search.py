@@ -19,6 +19,10 @@ SCORES = {
     "lr_scale3.0": [(0.70, 0.40), (0.72, 0.42), (0.74, 0.44)],
 }
 
+# A grid file of prompt_tuning on CB, seeds 0-2, that plans the three settings above.
+SEARCH_GRID = ("tasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0, 1, 2]\nbackbones: [bb]\nregimes: [full]\n"
+               "search:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n")
+
 
 def searched(task: str, method: str, seed: int, setting: str, selection: float, test: float, **kwargs) -> dict:
     record = make_record(task, method, seed, scores={task: selection}, **kwargs)
@@ -135,8 +139,7 @@ def test_a_search_under_way_is_not_a_choice_until_every_method_has_run_it(runs, 
 def test_a_setting_the_grid_file_plans_but_no_run_has_reached_keeps_the_search_under_way(tmp_path):
     # as configured and lr_scale0.3 have every seed; the grid file also plans lr_scale3.0,
     # of which there is no record at all: the search is not done, whatever the records say
-    grids = write_grid_file(tmp_path, "tasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0, 1, 2]\nbackbones: [bb]\n"
-                                      "regimes: [full]\nsearch:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n")
+    grids = write_grid_file(tmp_path, SEARCH_GRID)
     runs = tmp_path / "runs"
     for setting in ("", "lr_scale0.3"):
         for seed, (selection, test) in enumerate(SCORES[setting]):
@@ -163,8 +166,7 @@ def test_a_setting_the_grid_file_plans_but_no_run_has_reached_keeps_the_search_u
 def test_a_grid_file_that_plans_a_search_no_run_has_reached_reports_it_under_way(tmp_path):
     # every record is of the grid as configured, but the grid file plans lr_scale0.3 and
     # lr_scale3.0 too: the section is a search not yet begun, not a grid without one
-    grids = write_grid_file(tmp_path, "tasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0, 1, 2]\nbackbones: [bb]\n"
-                                      "regimes: [full]\nsearch:\n  - {}\n  - {model.lr_scale: 0.3}\n  - {model.lr_scale: 3.0}\n")
+    grids = write_grid_file(tmp_path, SEARCH_GRID)
     runs = tmp_path / "runs"
     for seed, (selection, test) in enumerate(SCORES[""]):
         write(runs / "g", f"pt_{seed}.json", searched("cb", "prompt_tuning", seed, "", selection, test))
