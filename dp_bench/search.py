@@ -8,7 +8,7 @@ checkpoint (a holdout of train for ``data.selection: train_holdout``), never val
 that is the reported set. The tables then report the chosen setting's runs only, so the
 choice never sees the reported set (with ``data.selection: val`` it does, as the protocol
 line of such a table says). Ties go to the setting listed first ("", the grid as configured,
-before the others by name); a setting with fewer finished seeds than the most complete one
+before the others by name; means equal up to the order of summation are a tie); a setting with fewer finished seeds than the most complete one
 cannot win (a search must compare like with like). A search that is still under way (its
 runs are committed as they come) is not yet a choice: a setting takes part in a task's choice
 only once every method of that task has a record in it for every seed, so no method is tuned
@@ -20,6 +20,7 @@ to ``experiments/tuned/<grid>.yaml``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,11 @@ from dp_bench.grid import setting_label
 AS_CONFIGURED = "as configured"
 TUNED = "tuned"
 TUNED_UNDER_WAY = "tuned, search under way"  # some setting not yet part of some task's choice
-CHOICE_COLUMNS = ["method", "run_task", "setting", "chosen", "selection_mean_pct", "n", "complete", "in_search"]
+CHOICE_COLUMNS = ["method", "run_task", "setting", "chosen", "tie", "selection_mean_pct", "n", "complete", "in_search"]
+# Means of the same scores summed in another order differ in the last bits ((0.3 + 0.2) + 0.1
+# != (0.1 + 0.2) + 0.3), so means this close are a tie, not a win; real differences in a
+# selection score (one example of a few hundred, over a few seeds) are many orders larger.
+TIE_TOLERANCE = 1e-9
 
 
 def label(setting: str) -> str:
@@ -64,7 +69,8 @@ def searched_settings(group: pd.DataFrame) -> dict[str, set[str]]:
 def choose_settings(group: pd.DataFrame, planned: Iterable[tuple[str, str, str]] = ()) -> pd.DataFrame:
     """One row per (method, run_task, setting): mean selection score ×100, seeds, and which wins.
 
-    ``in_search`` is False for a setting that not every method of the task has run on every
+    ``tie`` marks the settings that share the best mean with another (the first listed of them
+    wins). ``in_search`` is False for a setting that not every method of the task has run on every
     seed yet (:func:`searched_settings`); ``complete`` is False where a setting has fewer
     finished seeds than the cell's most complete setting. Neither kind is ever chosen.
     ``planned`` names the (method, run_task, setting) cells of the grid file's search: a setting
@@ -84,14 +90,23 @@ def choose_settings(group: pd.DataFrame, planned: Iterable[tuple[str, str, str]]
         taking_part = [s for s in settings if s in in_search[run_task]]
         most = max((len(stats[s]) for s in taking_part), default=0)
         eligible = [s for s in taking_part if len(stats[s]) == most and most > 0]
-        best = max(eligible, key=lambda s: (stats[s].mean(), -settings.index(s))) if eligible else None
+        tied = best_settings(eligible, {s: float(stats[s].mean()) for s in eligible})
         for s in settings:
             rows.append({
-                "method": method, "run_task": run_task, "setting": s, "chosen": s == best,
+                "method": method, "run_task": run_task, "setting": s, "chosen": bool(tied) and s == tied[0],
+                "tie": len(tied) > 1 and s in tied,
                 "selection_mean_pct": float(stats[s].mean() * 100) if len(stats[s]) else float("nan"),
                 "n": len(stats[s]), "complete": len(stats[s]) == most, "in_search": s in taking_part,
             })
     return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
+
+
+def best_settings(settings: list[str], means: dict[str, float]) -> list[str]:
+    """The settings whose mean ties the best one (:data:`TIE_TOLERANCE`), in the order given."""
+    if not settings:
+        return []
+    best = max(means.values())
+    return [s for s in settings if math.isclose(means[s], best, rel_tol=TIE_TOLERANCE, abs_tol=TIE_TOLERANCE)]
 
 
 def waiting_settings(choices: pd.DataFrame) -> dict[str, list[str]]:
@@ -126,14 +141,15 @@ def chosen_runs(group: pd.DataFrame, choices: pd.DataFrame) -> pd.DataFrame:
 
 
 def choices_table(choices: pd.DataFrame, task_order: list[str], method_order: list[str]) -> pd.DataFrame:
-    """Display: a row per (method, setting), a column per task; the chosen setting in bold."""
+    """Display: a row per (method, setting), a column per task; the chosen setting in bold, ties marked."""
     def cell(row: pd.Series) -> str:
         if row["n"] == 0:
             return "—"
         text = f"{row['selection_mean_pct']:.1f} (n={row['n']})"
         if not row["in_search"]:
             return f"{text}, under way"
-        return f"**{text}**" if row["chosen"] else text
+        text = f"**{text}**" if row["chosen"] else text
+        return f"{text}, tie" if row["tie"] else text
 
     tasks = [t for t in task_order if t in set(choices["run_task"])]
     rows = {}

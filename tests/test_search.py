@@ -69,6 +69,24 @@ def test_ties_go_to_the_grid_as_configured_and_incomplete_settings_cannot_win(tm
     choices = search.choose_settings(frame_of(d)).set_index("setting")
     assert choices["chosen"].to_dict() == {"": True, "lr_scale3.0": False, "lr_scale9.0": False}
     assert choices["complete"].to_dict() == {"": True, "lr_scale3.0": True, "lr_scale9.0": False}
+    assert choices["tie"].to_dict() == {"": True, "lr_scale3.0": True, "lr_scale9.0": False}
+
+
+def test_equal_scores_in_another_seed_order_are_a_tie_and_the_table_marks_it(tmp_path):
+    # the same three scores: summed in seed order their float means differ in the last bit
+    # ((0.3 + 0.2) + 0.1 < (0.1 + 0.2) + 0.3), which must not decide the choice
+    d = tmp_path / "runs"
+    for seed, (first, second) in enumerate([(0.3, 0.1), (0.2, 0.2), (0.1, 0.3)]):
+        write(d / "g", f"a{seed}.json", searched("cb", "prompt_tuning", seed, "", first, 0.5))
+        write(d / "g", f"b{seed}.json", searched("cb", "prompt_tuning", seed, "lr_scale3.0", second, 0.5))
+        write(d / "g", f"c{seed}.json", searched("cb", "prompt_tuning", seed, "lr_scale0.3", 0.1, 0.5))
+    choices = search.choose_settings(frame_of(d))
+    means = choices.set_index("setting")["selection_mean_pct"]
+    assert means[""] != means["lr_scale3.0"]  # the float means do differ
+    assert choices.set_index("setting")["chosen"].to_dict() == {"": True, "lr_scale0.3": False, "lr_scale3.0": False}
+    assert choices.set_index("setting")["tie"].to_dict() == {"": True, "lr_scale0.3": False, "lr_scale3.0": True}
+    shown = search.choices_table(choices, ["cb"], ["prompt_tuning"]).set_index("setting")["cb"].to_dict()
+    assert shown == {"as configured": "**20.0 (n=3)**, tie", "lr_scale0.3": "10.0 (n=3)", "lr_scale3.0": "20.0 (n=3), tie"}
 
 
 def test_render_reports_the_search_and_writes_the_choices(runs, tmp_path):
