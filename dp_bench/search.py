@@ -8,8 +8,9 @@ checkpoint (a holdout of train for ``data.selection: train_holdout``), never val
 that is the reported set. The tables then report the chosen setting's runs only, so the
 choice never sees the reported set (with ``data.selection: val`` it does, as the protocol
 line of such a table says). Ties go to the setting listed first ("", the grid as configured,
-before the others by name; means equal up to the order of summation are a tie); a setting with fewer finished seeds than the most complete one
-cannot win (a search must compare like with like). A search that is still under way (its
+before the others by name; means equal up to the order of summation are a tie); a setting
+with fewer finished seeds than the most complete one cannot win (a search must compare like
+with like). A search that is still under way (its
 runs are committed as they come) is not yet a choice: a setting takes part in a task's choice
 only once every method of that task has a record in it for every seed, so no method is tuned
 over more settings than another.
@@ -70,8 +71,8 @@ def choose_settings(group: pd.DataFrame, planned: Iterable[tuple[str, str, str]]
     """One row per (method, run_task, setting): mean selection score ×100, seeds, and which wins.
 
     ``tie`` marks the settings that share the best mean with another (the first listed of them
-    wins). ``in_search`` is False for a setting that not every method of the task has run on every
-    seed yet (:func:`searched_settings`); ``complete`` is False where a setting has fewer
+    wins). ``in_search`` is False for a setting that not every method of the task has run on
+    every seed yet (:func:`searched_settings`); ``complete`` is False where a setting has fewer
     finished seeds than the cell's most complete setting. Neither kind is ever chosen.
     ``planned`` names the (method, run_task, setting) cells of the grid file's search: a setting
     no run has reached yet gets its rows too (n = 0), so the search still reads as under way.

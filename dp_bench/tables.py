@@ -703,8 +703,9 @@ def search_section(group: pd.DataFrame, choices: pd.DataFrame, baseline: str, ke
         f"Hyperparameter search, the same for every method: settings {settings}, each on the same seeds. "
         "The tables below report, per method and task, the setting with the best mean score on the "
         "model-selection split (in bold here: mean selection-split score ×100 of each setting's "
-        "selected checkpoints; a tie (marked \"tie\") goes to the setting listed first); val.jsonl plays no part in the choice. The numbers of the settings "
-        "as configured are in `cells.csv` and `gains.csv` (`settings` column)." + under_way_note(choices), "",
+        "selected checkpoints; a tie (marked \"tie\") goes to the setting listed first); val.jsonl "
+        "plays no part in the choice. The numbers of the settings as configured are in `cells.csv` "
+        "and `gains.csv` (`settings` column)." + under_way_note(choices), "",
         shown.to_markdown(index=False), "",
     ]
 
