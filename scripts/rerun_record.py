@@ -14,16 +14,20 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
     python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json
 
 Prints one line per record and metric: recorded, rerun, difference; then how many records
-reproduced every metric exactly; exit status 1 when a rerun fails.
+reproduced every metric exactly; exit status 1 when a rerun fails. Only the rerun records stay:
+each rerun's checkpoints (``checkpoints/<out folder name>/<stem>``, gigabytes for a
+``fine_tuning`` run) are deleted once it ends.
 """
 
 import argparse
+import contextlib
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
 from dp_bench.grid import expand, load_spec
-from dp_bench.results import machine_info, machine_kind, read_record, record_rows
+from dp_bench.results import checkpoint_dir, machine_info, machine_kind, read_record, record_rows
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, required=True, help="folder for the rerun records")
@@ -52,6 +56,14 @@ def drawn(paths: list[Path]) -> list[Path]:
     return chosen
 
 
+def drop_checkpoints(rerun_path: Path) -> None:
+    """Deletes the checkpoints of the fit that writes ``rerun_path``, and their folder once empty."""
+    folder = checkpoint_dir(rerun_path)
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # not empty: other reruns into a folder of that name
+        folder.parent.rmdir()
+
+
 failed = exact = 0
 records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
@@ -61,7 +73,9 @@ for path in records:
     rerun_path = args.out / path.name
     command = run.command()
     command[command.index("--record.path") + 1] = str(rerun_path)
+    drop_checkpoints(rerun_path)  # an earlier rerun's into the same --out: not this run's to resume
     code = subprocess.run([*command, "--trainer.logger=false"], check=False).returncode
+    drop_checkpoints(rerun_path)  # the record is what is compared
     if code != 0 or not rerun_path.is_file():
         print(f"{path.name}: rerun failed (exit status {code})")
         failed += 1
