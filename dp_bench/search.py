@@ -91,12 +91,13 @@ def choose_settings(group: pd.DataFrame, planned: Iterable[tuple[str, str, str]]
         taking_part = [s for s in settings if s in in_search[run_task]]
         most = max((len(stats[s]) for s in taking_part), default=0)
         eligible = [s for s in taking_part if len(stats[s]) == most and most > 0]
-        tied = best_settings(eligible, {s: float(stats[s].mean()) for s in eligible})
+        means = {s: float(stats[s].mean()) for s in settings if len(stats[s])}
+        tied = best_settings(eligible, {s: means[s] for s in eligible})
         for s in settings:
             rows.append({
                 "method": method, "run_task": run_task, "setting": s, "chosen": bool(tied) and s == tied[0],
                 "tie": len(tied) > 1 and s in tied,
-                "selection_mean_pct": float(stats[s].mean() * 100) if len(stats[s]) else float("nan"),
+                "selection_mean_pct": means[s] * 100 if s in means else float("nan"),
                 "n": len(stats[s]), "complete": len(stats[s]) == most, "in_search": s in taking_part,
             })
     return pd.DataFrame(rows, columns=CHOICE_COLUMNS)
