@@ -64,11 +64,17 @@ class RunRecorder(L.Callback):
         self.started = time.time()
         self.started_at = datetime.now(UTC).isoformat()
         self.resumed_elapsed = 0.0  # wall time spent before a resume
+        # The code the fit runs: read when it starts, not when the record is written (a commit
+        # made during a long fit is not the code that ran). A resumed fit keeps the first
+        # start's too, when they differ.
+        self.git: dict[str, Any] | None = None
+        self.git_before_resume: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------- following the fit
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.time() - self.resumed_elapsed
+        self.git = git_state()
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.experiment.config.update({"resolved": self.config, **self.identity}, allow_val_change=True)
@@ -131,12 +137,14 @@ class RunRecorder(L.Callback):
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint, so a resumed fit keeps the epochs it ran before."""
         return {"history": self.history, "best": self.best, "selected": self.selected,
-                "started_at": self.started_at, "elapsed": time.time() - self.started}
+                "started_at": self.started_at, "elapsed": time.time() - self.started,
+                "git": self.git_before_resume or self.git}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history, self.best, self.selected = state["history"], state["best"], state["selected"]
         self.started_at = state["started_at"]
         self.resumed_elapsed = state["elapsed"]
+        self.git_before_resume = state.get("git")  # absent in checkpoints older than it
 
     # ---------------------------------------------------------------- the record
 
@@ -153,7 +161,9 @@ class RunRecorder(L.Callback):
             "trainable_parameters": sum(p.numel() for p in pl_module.parameters() if p.requires_grad),
             "data": getattr(datamodule, "data_info", None),
             "config": self.config,
-            **git_state(),
+            **(self.git or git_state()),  # git_state(): the fit failed before it started
+            **({"git_before_resume": self.git_before_resume}
+               if self.git_before_resume not in (None, self.git) else {}),
             "versions": package_versions(),
             "machine": machine_info(),
             "epochs": trainer.current_epoch,

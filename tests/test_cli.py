@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dp_bench import recording
 from dp_bench.cli import main, run
 from dp_bench.module import PromptTuningModule
 from dp_bench.results import REQUIRED_KEYS
@@ -78,12 +79,27 @@ def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters_and_th
         assert torch.equal(reloaded(batch)[0], cli.model(batch)[0])
 
 
-def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(workdir):
+def test_the_record_names_the_code_the_fit_started_on(workdir, monkeypatch):
+    code = {"git_sha": "a" * 40, "git_dirty": False}
+    monkeypatch.setattr(recording, "git_state", lambda: dict(code))
+
+    def commit_during_the_fit(module):
+        code["git_sha"] = "b" * 40
+    monkeypatch.setattr(PromptTuningModule, "on_train_epoch_end", commit_during_the_fit, raising=False)
+    run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true",
+         "--trainer.logger", "false", "--record.path", str(workdir / "record.json"), *SMALL])
+    record = json.loads((workdir / "record.json").read_text())
+    assert (record["git_sha"], record["git_dirty"]) == ("a" * 40, False)
+    assert "git_before_resume" not in record
+
+
+def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(workdir, monkeypatch):
     # lr 0: every epoch scores the same, so only epoch 0 is ever "best"; last.ckpt must still
     # hold epoch 1, so that resuming runs epoch 2 only and keeps the selection of epoch 0.
     record_path = workdir / "record.json"
     args = ["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.limit_train_batches", "2",
             "--trainer.logger", "false", "--model.lr", "0", "--record.path", str(record_path), *SMALL]
+    monkeypatch.setattr(recording, "git_state", lambda: {"git_sha": "a" * 40, "git_dirty": False})
     first = run([*args, "--trainer.max_epochs", "2"])
     last_path = next((workdir / "checkpoints").rglob("last.ckpt"))
     last = torch.load(last_path, weights_only=False)
@@ -91,11 +107,14 @@ def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(wo
     best_path = first.best_checkpoint.best_model_path
     assert Path(best_path).name.startswith("epoch=0-")
 
+    monkeypatch.setattr(recording, "git_state", lambda: {"git_sha": "b" * 40, "git_dirty": True})  # other code
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = run([*args, "--trainer.max_epochs", "3", "--ckpt_path", str(last_path)])
     assert not [w for w in caught if "exists and is not empty" in str(w.message)]  # its own checkpoints, as expected
     record = json.loads(record_path.read_text())
+    assert (record["git_sha"], record["git_dirty"]) == ("b" * 40, True)  # the code of its last epochs and test
+    assert record["git_before_resume"] == {"git_sha": "a" * 40, "git_dirty": False}  # and of its first
     assert [h["epoch"] for h in record["history"]] == [0, 1, 2]
     assert record["selected"]["epoch"] == 0 and resumed.best_checkpoint.best_model_path == best_path
     assert resumed.trainer.global_step == 6
