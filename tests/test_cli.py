@@ -168,6 +168,7 @@ def test_frozen_backbone_is_unchanged_by_training(workdir):
 @pytest.mark.parametrize(("args", "message"), [
     (["--data.tasks", "[nope]"], "unknown task 'nope'"),
     (["--data.data_dir", "{tmp}"], "CB/train.jsonl"),
+    (["--model.backbone", ".device/not-here"], "backbone '.device/not-here': no such file or folder"),
 ])
 def test_bad_input_gives_one_line_error(workdir, capsys, args, message):
     args = [a.replace("{tmp}", str(workdir)) for a in args]
