@@ -562,16 +562,6 @@ def default_name(device: torch.device) -> str:
     return f"cpu-{os.cpu_count()}c-{platform.machine().lower()}"
 
 
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def _fmt_ms(stats: dict | None) -> str:
     if not stats:
         return "-"
@@ -699,6 +689,7 @@ def run(settings: BenchSettings, quick: bool = False, command: str = "dp-bench b
 def _run(settings: BenchSettings, quick: bool, command: str) -> dict:
     from dp_bench.results import (
         SCHEMA_VERSION,
+        cpu_identity,
         git_state,
         machine_info,
         package_versions,
@@ -728,7 +719,7 @@ def _run(settings: BenchSettings, quick: bool, command: str) -> dict:
         "kind": "bench", "schema_version": SCHEMA_VERSION, "name": name, "command": command,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else (_cpu_model() or platform.processor() or "CPU"),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else (cpu_identity()["model_name"] or "CPU"),
         "torch_threads": torch.get_num_threads(),
         "machine": machine_info(), "versions": versions, "git": git_state(),
         "config": {**dataclasses.asdict(settings), "quick": quick, "sections": sections, "device": device.type,

@@ -13,8 +13,11 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
 
     python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json
 
-Prints one line per record and metric: recorded, rerun, difference; then how many records
-reproduced every metric exactly; exit status 1 when a rerun fails. Only the rerun records stay:
+Prints one line per record and metric: recorded, rerun, difference; whether the record ran on
+the same CPU arithmetic as this machine (``results.same_cpu_arithmetic``: CPU model, instruction
+sets, torch's kernel choice, threads; unknown for records older than ``machine.cpu``, which name
+their host only by its platform string); then how many records reproduced every metric exactly;
+exit status 1 when a rerun fails. Only the rerun records stay:
 each rerun's checkpoints (``checkpoints/<out folder name>/<stem>``, gigabytes for a
 ``fine_tuning`` run) are deleted once it ends.
 """
@@ -26,8 +29,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from dp_bench.backbones import resolve_backbone
 from dp_bench.grid import expand, load_spec
-from dp_bench.results import checkpoint_dir, machine_info, machine_kind, read_record, record_rows
+from dp_bench.results import (
+    checkpoint_dir,
+    machine_info,
+    machine_kind,
+    read_record,
+    record_rows,
+    same_cpu_arithmetic,
+)
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, required=True, help="folder for the rerun records")
@@ -64,15 +75,21 @@ def drop_checkpoints(rerun_path: Path) -> None:
         folder.parent.rmdir()
 
 
-failed = exact = 0
+failed = 0
+# Records reproduced exactly, by what the record's machine shares with this one.
+WHERE = {True: "same CPU arithmetic as the record's", False: "other CPU arithmetic than the record's",
+         None: "CPU arithmetic unknown (the record predates machine.cpu)", "GPU": "a GPU record: within noise is its test"}
+exact = dict.fromkeys(WHERE, 0)
 records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
     record = read_record(path)
     spec, _ = load_spec(["--config", str(args.grids / f"{record['grid']}.yaml")])
     (run,) = [r for r in expand(spec) if r.record_path.resolve() == path.resolve()]
-    if run.backbone.startswith((".", "/")) and not Path(run.backbone).exists():  # a local copy, not a hub id
-        print(f"{path.name}: its backbone {run.backbone} is not here (ignored .device/ copies: "
-              "scripts/prepare_device.sh saves MiniLM in half precision; the grid file's header says the rest)")
+    try:
+        resolve_backbone(run.backbone)  # a missing local copy fails here, before a fit is launched
+    except ValueError as err:
+        print(f"{path.name}: {err}. The .device/ copies are not committed: scripts/prepare_device.sh saves "
+              "MiniLM in half precision; the grid file's header says the rest")
         failed += 1
         continue
     rerun_path = args.out / path.name
@@ -85,7 +102,9 @@ for path in records:
         print(f"{path.name}: rerun failed (exit status {code})")
         failed += 1
         continue
-    before, after = record_rows(record, path), record_rows(read_record(rerun_path), rerun_path)
+    rerun = read_record(rerun_path)
+    where = same_cpu_arithmetic(record.get("machine"), rerun.get("machine")) if machine_kind(record) == "CPU" else "GPU"
+    before, after = record_rows(record, path), record_rows(rerun, rerun_path)
     same = True
     for old, new in zip(before, after, strict=True):
         same &= old["selected_epoch"] == new["selected_epoch"]
@@ -95,7 +114,9 @@ for path in records:
                 print(f"{path.name} {old['task']} {old['report']} {metric}: recorded {old[metric]:.6f} "
                       f"rerun {new[metric]:.6f} diff {new[metric] - old[metric]:+.6f} "
                       f"(selected epoch {old['selected_epoch']} / {new['selected_epoch']})")
-    exact += same
-print(f"{exact} of {len(records)} records reproduced exactly (same selected epoch, every metric equal); "
+    print(f"{path.name}: {'reproduced exactly' if same else 'differs'}; {WHERE[where]}")
+    exact[where] += same
+print(f"{sum(exact.values())} of {len(records)} records reproduced exactly (same selected epoch, every metric equal; "
+      f"{exact[True]} on the same CPU arithmetic, {exact[False]} other, {exact[None]} unknown, {exact['GPU']} GPU); "
       f"{failed} reruns failed")
 raise SystemExit(1 if failed else 0)
