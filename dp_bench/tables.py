@@ -380,7 +380,8 @@ def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric
 def status_line(group: pd.DataFrame, planned: list[Run] = ()) -> str:
     """``60 finished, 1 failed; machines: NVIDIA H200 (56), CPU (5)``: a section's runs, and where they ran.
 
-    GPU runs reproduce within noise, CPU runs exactly, so a reader must see which is which.
+    GPU runs reproduce within noise, CPU runs exactly on the same CPU arithmetic (``machine.cpu``),
+    so a reader must see which is which.
     With the runs its grid file plans (``planned``), it also counts those without a record
     and names the methods that have none at all: a table lists only methods with records,
     so a method not yet run would otherwise go unmentioned.
