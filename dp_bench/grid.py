@@ -374,6 +374,17 @@ def run_one(run: Run, ckpt_path: Path | None, runner: Runner) -> RunState:
     return run_state(run)
 
 
+def check_backbones(runs: Sequence[Run], retry_failed: bool) -> None:
+    """ValueError when a run that would start names a backbone that cannot load here (a missing
+    local copy, SmolLM2 without its package): the grid stops before launching runs that would
+    each start a process and fail the same way."""
+    from dp_bench.backbones import resolve_backbone
+
+    starting = [run for run in runs if plan(run, run_state(run), retry_failed)[0] not in ("skip", "keep failed")]
+    for backbone in sorted({run.backbone for run in starting}):
+        resolve_backbone(backbone)
+
+
 def run_grid(
     runs: Sequence[Run], retry_failed: bool = False, dry_run: bool = False,
     runner: Runner = run_subprocess, out: Callable[[str], None] = print,
@@ -460,6 +471,12 @@ def main(argv: list[str] | None = None, runner: Runner = run_subprocess) -> int:
         return 2
     mine = shard(runs, index, count)
     print(f"grid {spec.name}: {len(runs)} runs, shard {index}/{count} has {len(mine)}; records in {Path(spec.runs_dir) / spec.name}")
+    if not cfg.dry_run:
+        try:
+            check_backbones(mine, cfg.retry_failed)
+        except ValueError as err:
+            print(f"dp-bench grid: error: {err}", file=sys.stderr)
+            return 2
     ends = run_grid(mine, retry_failed=cfg.retry_failed, dry_run=cfg.dry_run, runner=runner)
     print("; ".join(f"{n} {state}" for state, n in ends.items() if n) or "no runs")
     if not cfg.dry_run and ends["failed"] and not cfg.retry_failed:

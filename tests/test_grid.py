@@ -302,6 +302,23 @@ def test_main_runs_one_shard_and_reports_failure(tmp_path, capsys):
     assert "shard" in capsys.readouterr().err
 
 
+def test_a_backbone_that_is_not_here_stops_the_grid_before_its_first_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "g.yaml"
+    config.write_text(json.dumps({
+        "name": "t", "tasks": ["cb"], "methods": ["prompt_tuning"], "seeds": [0, 1], "backbones": [".device/not-here"],
+        "runs_dir": str(tmp_path / "runs"), "configs_dir": str(EXPERIMENTS),
+    }))
+    runner = FakeRunner({})
+    assert grid.main(["--config", str(config)], runner=runner) == 2
+    assert runner.calls == []
+    assert "backbone '.device/not-here': no such file or folder" in capsys.readouterr().err
+    assert grid.main(["--config", str(config), "--dry-run"], runner=runner) == 0  # listing needs no backbone
+    (tmp_path / ".device/not-here").mkdir(parents=True)  # once it is here, the runs start
+    assert grid.main(["--config", str(config)], runner=runner) == 0
+    assert len(runner.calls) == 2
+
+
 # ---------------------------------------------------------------- real training (slow)
 
 
