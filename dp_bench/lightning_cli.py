@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import re
 import warnings
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -110,8 +111,10 @@ class DPBenchCLI(LightningCLI):
             enable_version_counter=False,
         )
         if self.subcommand == "fit" and cfg.get("ckpt_path"):
-            # A resumed run finds its own checkpoints in its folder, as it should.
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            # A resumed run finds its own checkpoints in its folder, as it should (the filter names
+            # that folder only: a fit in the same process that meets another one still warns).
+            own = re.escape(os.path.realpath(os.path.expanduser(dirpath)))
+            warnings.filterwarnings("ignore", message=rf"Checkpoint directory {own} exists and is not empty")
         extra = [recorder, best, latest, RandomStateCheckpoint()] if self.subcommand == "fit" else []
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.extend(extra)

@@ -111,7 +111,9 @@ def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(wo
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = run([*args, "--trainer.max_epochs", "3", "--ckpt_path", str(last_path)])
-    assert not [w for w in caught if "exists and is not empty" in str(w.message)]  # its own checkpoints, as expected
+        warnings.warn("Checkpoint directory /elsewhere exists and is not empty.", UserWarning, stacklevel=1)
+    not_empty = [str(w.message) for w in caught if "exists and is not empty" in str(w.message)]
+    assert not_empty == ["Checkpoint directory /elsewhere exists and is not empty."]  # its own folder is expected
     record = json.loads(record_path.read_text())
     assert (record["git_sha"], record["git_dirty"]) == ("b" * 40, True)  # the code of its last epochs and test
     assert record["git_before_resume"] == {"git_sha": "a" * 40, "git_dirty": False}  # and of its first
