@@ -687,14 +687,8 @@ def run(settings: BenchSettings, quick: bool = False, command: str = "dp-bench b
 
 
 def _run(settings: BenchSettings, quick: bool, command: str) -> dict:
-    from dp_bench.results import (
-        SCHEMA_VERSION,
-        cpu_identity,
-        git_state,
-        machine_info,
-        package_versions,
-        write_json_atomic,
-    )
+    from dp_bench.machine import cpu_identity, machine_info
+    from dp_bench.results import SCHEMA_VERSION, git_state, package_versions, write_json_atomic
 
     started = time.time()
     load_start = [round(x, 2) for x in os.getloadavg()]

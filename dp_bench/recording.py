@@ -20,11 +20,11 @@ from typing import Any
 
 import lightning as L
 
+from dp_bench.machine import machine_info
 from dp_bench.results import (
     SCHEMA_VERSION,
     TEST_PENDING,
     git_state,
-    machine_info,
     package_versions,
     write_json_atomic,
 )

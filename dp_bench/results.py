@@ -106,67 +106,6 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-# Environment variables that pick the CPU kernels (and so the rounding) of ATen, MKL and oneDNN,
-# or their thread counts; recorded when set.
-ARITHMETIC_ENV = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
-                  "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-SIMD_FLAG = re.compile(r"^(sse|ssse|avx|fma|f16c|amx)")
-
-
-def cpu_identity(cpuinfo: str | None = None) -> dict[str, Any]:
-    """What decides a CPU's floating-point results besides the code and the thread count.
-
-    ATen, MKL and oneDNN each pick their kernels by the instruction sets the CPU reports (MKL
-    also by model and cache), so two hosts of one VM type can round differently; the platform
-    string alone does not tell them apart (a virtual CPU may even hide its model name). Read
-    from ``/proc/cpuinfo`` (Linux; ``cpuinfo`` for tests), the first processor's block.
-    """
-    import torch
-
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.split("\n\n")[0].splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    identity: dict[str, Any] = {
-        "model_name": fields.get("model name") or platform.processor() or None,
-        "vendor": fields.get("vendor_id"),
-        "family_model_stepping": "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping")) if fields else None,
-        "cache": fields.get("cache size"),
-        "simd": sorted(f for f in fields.get("flags", "").split() if SIMD_FLAG.match(f)),
-        "torch_capability": torch.backends.cpu.get_cpu_capability(),
-    }
-    pinned = {name: os.environ[name] for name in ARITHMETIC_ENV if name in os.environ}
-    if pinned:
-        identity["env"] = pinned
-    return identity
-
-
-def same_cpu_arithmetic(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> bool | None:
-    """Whether two records' ``machine`` dicts name the same CPU arithmetic (None: one predates ``cpu``)."""
-    a, b = (m.get("cpu") if isinstance(m, dict) else None for m in (recorded, here))
-    if a is None or b is None:
-        return None
-    return a == b and recorded.get("torch_threads") == here.get("torch_threads")
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    # CPU results are exact only at the same thread count (it sets the order of reductions)
-    # and the same kernels (``cpu``).
-    info = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "cpu": cpu_identity()}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["cuda"], info["cudnn"] = torch.version.cuda, torch.backends.cudnn.version()
-    return info
-
-
 def read_record(path: str | Path) -> dict[str, Any]:
     """One record; ValueError naming the file when it does not parse or lacks keys."""
     path = Path(path)

@@ -14,9 +14,10 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
     python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json
 
 Prints one line per record and metric: recorded, rerun, difference; whether the record ran on
-the same CPU arithmetic as this machine (``results.same_cpu_arithmetic``: CPU model, instruction
-sets, torch's kernel choice, threads; unknown for records older than ``machine.cpu``, which name
-their host only by its platform string); then how many records reproduced every metric exactly;
+the same CPU arithmetic as this machine (``machine.same_cpu_arithmetic``: CPU model, instruction
+sets, torch's kernel choice, threads, and the bits of each kind of kernel on fixed inputs;
+unknown for records older than ``machine.cpu``, which name their host only by its platform
+string); then how many records reproduced every metric exactly;
 exit status 1 when a rerun fails. Only the rerun records stay:
 each rerun's checkpoints (``checkpoints/<out folder name>/<stem>``, gigabytes for a
 ``fine_tuning`` run) are deleted once it ends.
@@ -31,14 +32,8 @@ from pathlib import Path
 
 from dp_bench.backbones import resolve_backbone
 from dp_bench.grid import expand, load_spec
-from dp_bench.results import (
-    checkpoint_dir,
-    machine_info,
-    machine_kind,
-    read_record,
-    record_rows,
-    same_cpu_arithmetic,
-)
+from dp_bench.machine import machine_info, same_cpu_arithmetic
+from dp_bench.results import checkpoint_dir, machine_kind, read_record, record_rows
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, required=True, help="folder for the rerun records")

@@ -48,7 +48,7 @@ def test_fast_dev_run_writes_a_complete_record(workdir):
     assert record["config"]["model"]["prompt"]["position"] == "instance"
     assert record["versions"]["torch"] and record["wall_time_s"] > 0
     assert record["versions"]["tokenizers"] and record["versions"]["numpy"]
-    assert record["machine"]["torch_threads"] >= 1
+    assert record["machine"]["torch_threads"] >= 1 and record["machine"]["cpu"]["fingerprint"]["linear"]
     assert len(record["selected"]["predictions"]["cb"]["position"]) == 16
 
 

@@ -184,43 +184,6 @@ def test_git_state_takes_the_sha_from_the_environment_when_set(tmp_path, monkeyp
     assert results.git_state(Path(__file__).parent) == {"git_sha": "0" * 40, "git_dirty": None}
 
 
-CPUINFO = """processor\t: 0
-vendor_id\t: GenuineIntel
-cpu family\t: 6
-model\t\t: 106
-model name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz
-stepping\t: 6
-cache size\t: 55296 KB
-flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 avx512f avx512_vnni aes
-
-processor\t: 1
-model name\t: another block, not read
-"""
-
-
-def test_cpu_identity_names_the_model_and_the_instruction_sets_that_pick_kernels(monkeypatch):
-    for name in results.ARITHMETIC_ENV:
-        monkeypatch.delenv(name, raising=False)
-    identity = results.cpu_identity(CPUINFO)
-    assert identity["model_name"] == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
-    assert (identity["vendor"], identity["family_model_stepping"], identity["cache"]) == ("GenuineIntel", "6/106/6", "55296 KB")
-    assert identity["simd"] == ["avx", "avx2", "avx512_vnni", "avx512f", "f16c", "fma", "sse", "sse2", "sse4_1", "sse4_2", "ssse3"]
-    assert isinstance(identity["torch_capability"], str)  # this machine's ATen kernels ("AVX512", ...)
-    assert "env" not in identity
-    monkeypatch.setenv("MKL_CBWR", "AVX2")  # a pinned kernel choice is part of the identity
-    assert results.cpu_identity(CPUINFO)["env"] == {"MKL_CBWR": "AVX2"}
-
-
-def test_same_cpu_arithmetic_needs_the_same_cpu_and_threads_and_is_unknown_for_older_records():
-    cpu = {"model_name": "x", "simd": ["avx2"], "torch_capability": "AVX2"}
-    here = {"platform": "host-a", "torch_threads": 2, "cpu": cpu}
-    assert results.same_cpu_arithmetic({"platform": "host-b", "torch_threads": 2, "cpu": dict(cpu)}, here) is True
-    assert results.same_cpu_arithmetic({"torch_threads": 4, "cpu": cpu}, here) is False
-    assert results.same_cpu_arithmetic({"torch_threads": 2, "cpu": {**cpu, "simd": ["avx2", "avx512f"]}}, here) is False
-    assert results.same_cpu_arithmetic({"platform": "host-a", "torch_threads": 2}, here) is None  # before `cpu`
-    assert results.same_cpu_arithmetic(None, here) is None
-
-
 def test_training_protocol_ignores_the_task_list_and_fills_the_default_lr_scale():
     base = {"trainer": {"max_epochs": 10}, "data": {"max_length": 128, "selection": "train_holdout", "tasks": ["cb"],
             "regime": "full"}, "model": {"prompt": {"length": 20}, "backbone": "bb"}, "record": {"path": "a.json"}}

@@ -1,0 +1,109 @@
+"""The machine a run ran on, and what of it decides the run's arithmetic.
+
+A CPU run is reproducible bit for bit only where every kernel rounds as it did: the same
+code and thread count, and the same kernels, which ATen, MKL and oneDNN each pick by the
+instruction sets the CPU reports (MKL also by model and cache). Two hosts of one VM type can
+differ there while reporting the same platform, so a record carries ``machine.cpu``: what
+the CPU says it is, and a fingerprint of what it computes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Environment variables that pick the CPU kernels (and so the rounding) of ATen, MKL and oneDNN,
+# or their thread counts; recorded when set.
+ARITHMETIC_ENV = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+                  "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+SIMD_FLAG = re.compile(r"^(sse|ssse|avx|fma|f16c|amx)")
+
+
+def cpu_identity(cpuinfo: str | None = None) -> dict[str, Any]:
+    """What the CPU says it is (``/proc/cpuinfo``'s first processor, on Linux; ``cpuinfo`` for
+    tests), torch's kernel choice, any variable set that pins kernels, and the arithmetic
+    fingerprint. A virtual CPU may hide its model name, hence the rest."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    identity: dict[str, Any] = {
+        "model_name": fields.get("model name") or platform.processor() or None,
+        "vendor": fields.get("vendor_id"),
+        "family_model_stepping": "/".join(fields.get(k, "?") for k in ("cpu family", "model", "stepping")) if fields else None,
+        "cache": fields.get("cache size"),
+        "simd": sorted(f for f in fields.get("flags", "").split() if SIMD_FLAG.match(f)),
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "fingerprint": arithmetic_fingerprint(),
+    }
+    pinned = {name: os.environ[name] for name in ARITHMETIC_ENV if name in os.environ}
+    if pinned:
+        identity["env"] = pinned
+    return identity
+
+
+def same_cpu_arithmetic(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> bool | None:
+    """Whether two records' ``machine`` dicts name the same CPU arithmetic (None: one predates ``cpu``)."""
+    a, b = (m.get("cpu") if isinstance(m, dict) else None for m in (recorded, here))
+    if a is None or b is None:
+        return None
+    return a == b and recorded.get("torch_threads") == here.get("torch_threads")
+
+
+def machine_info() -> dict[str, Any]:
+    """A record's ``machine``: the host, its threads (they set the order of reductions), its
+    CPU arithmetic, and its GPU when there is one."""
+    info = {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cpu": cpu_identity()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"], info["cudnn"] = torch.version.cuda, torch.backends.cudnn.version()
+    return info
+
+
+@functools.cache  # the kernels a process uses do not change while it runs
+def arithmetic_fingerprint() -> dict[str, str]:
+    """A hash of the bits each kind of kernel a fit uses gives on fixed inputs (shapes of a
+    MiniLM batch: 16 x 128 tokens, hidden 384, 12 heads), one per operation.
+
+    Equal hashes: this machine rounds as the recorded one did, operation by operation; a
+    differing one names the kernel that changed (here, ``MKL_CBWR=AVX2`` changes ``linear``,
+    ``bmm``, ``softmax``, ``tanh`` and ``exp``; ``ATEN_CPU_CAPABILITY=avx2`` ``softmax``;
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` ``gelu``). Inputs come from a private generator: the global
+    random state, which a fit's reproducibility rests on, is untouched.
+    """
+    generator = torch.Generator().manual_seed(0)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    def digest(tensor: torch.Tensor) -> str:
+        return hashlib.sha256(tensor.detach().contiguous().numpy().tobytes()).hexdigest()[:12]
+
+    with torch.enable_grad():
+        tokens = randn(2048, 384).requires_grad_()  # (B*T, H)
+        weight = (randn(1536, 384) * 0.05).requires_grad_()  # (4H, H), an intermediate layer
+        hidden = torch.nn.functional.linear(tokens, weight, randn(1536))  # (B*T, 4H)
+        hidden.backward(torch.full_like(hidden, 1 / 7))
+    queries, keys = randn(16 * 12, 128, 32), randn(16 * 12, 128, 32)  # (B*heads, T, H/heads)
+    scores = torch.bmm(queries, keys.transpose(1, 2))  # (B*heads, T, T)
+    states = randn(16, 128, 384)  # (B, T, H)
+    return {
+        "linear": digest(hidden), "linear_grad_input": digest(tokens.grad), "linear_grad_weight": digest(weight.grad),
+        "bmm": digest(scores), "softmax": digest(torch.softmax(scores, -1)),
+        "layer_norm": digest(torch.nn.functional.layer_norm(states, (384,))),
+        "gelu": digest(torch.nn.functional.gelu(states)), "tanh": digest(torch.tanh(states)),
+        "exp": digest(torch.exp(states)), "sum": digest(states.sum(1)),
+    }
