@@ -11,6 +11,7 @@ as a finished run (the grid then resumes it, and the resumed fit only tests).
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -69,6 +70,9 @@ class RunRecorder(L.Callback):
         # start's too, when they differ.
         self.git: dict[str, Any] | None = None
         self.git_before_resume: dict[str, Any] | None = None
+        # A terminal shows Lightning's progress bar; a log file (a grid's child, nohup) gets
+        # nothing from it until the fit ends, so it gets one line per validation instead.
+        self.epoch_lines = not sys.stdout.isatty()
 
     # ---------------------------------------------------------------- following the fit
 
@@ -95,6 +99,20 @@ class RunRecorder(L.Callback):
         monitored = flat.get(self.settings.monitor)
         if monitored is not None and (self.selected is None or monitored > self.selected["metrics"][self.settings.monitor]):
             self.selected = {**where, "monitor": self.settings.monitor, "metrics": flat, "predictions": results}
+        if self.epoch_lines and trainer.is_global_zero:
+            print(self.epoch_line(trainer, monitored), flush=True)
+
+    def epoch_line(self, trainer: L.Trainer, monitored: float | None) -> str:
+        """``[dp-bench] epoch 3/9 (step 92, 41 s): val/score 0.6120; selected epoch 1 (0.6250)``.
+
+        Epochs count from 0, as in the record, the summary and Lightning's bar (``3/9``: the
+        fourth of ten)."""
+        last = f"/{trainer.max_epochs - 1}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        line = f"[dp-bench] epoch {trainer.current_epoch}{last} (step {trainer.global_step}, {time.time() - self.started:.0f} s)"
+        if monitored is not None and self.selected is not None:
+            line += (f": {self.settings.monitor} {monitored:.4f}; selected epoch {self.selected['epoch']} "
+                     f"({self.selected['metrics'][self.settings.monitor]:.4f})")
+        return line
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.test_follows:

@@ -93,6 +93,21 @@ def test_the_record_names_the_code_the_fit_started_on(workdir, monkeypatch):
     assert "git_before_resume" not in record
 
 
+def test_a_fit_whose_output_is_not_a_terminal_prints_one_line_per_epoch(workdir, capsys, monkeypatch):
+    args = ["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.max_epochs", "2",
+            "--trainer.limit_train_batches", "1", "--trainer.logger", "false", *SMALL]
+    run([*args, "--record.path", str(workdir / "a.json")])  # pytest's captured stdout is no terminal
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[dp-bench] epoch")]
+    record = json.loads((workdir / "a.json").read_text())
+    assert [line.split(" (")[0] for line in lines] == ["[dp-bench] epoch 0/1", "[dp-bench] epoch 1/1"]
+    score = record["history"][1]["metrics"]["val/score"]
+    assert lines[1].endswith(f"val/score {score:.4f}; selected epoch {record['selected']['epoch']} "
+                             f"({record['selected']['metrics']['val/score']:.4f})")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)  # a terminal has the progress bar
+    run([*args, "--record.path", str(workdir / "b.json")])
+    assert "[dp-bench] epoch" not in capsys.readouterr().out
+
+
 def test_resume_continues_after_the_latest_epoch_even_when_it_is_not_the_best(workdir, monkeypatch):
     # lr 0: every epoch scores the same, so only epoch 0 is ever "best"; last.ckpt must still
     # hold epoch 1, so that resuming runs epoch 2 only and keeps the selection of epoch 0.
