@@ -66,6 +66,9 @@ def run(args: list[str] | None = None):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # The backbone stays in eval mode on purpose (no dropout, tuned or not): see PromptedModel.train.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # Lightning 2.6's copy of tree_flatten builds torch's LeafSpec, which torch 2.13 deprecates:
+    # a warning in every fit that is neither ours nor the user's to act on.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advert)  # Lightning's info lines
     from dp_bench.lightning_cli import build_cli
 

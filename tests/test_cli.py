@@ -52,13 +52,16 @@ def test_fast_dev_run_writes_a_complete_record(workdir):
     assert len(record["selected"]["predictions"]["cb"]["position"]) == 16
 
 
-def test_fit_prints_lightnings_information_but_not_its_adverts(workdir, caplog):
+def test_fit_prints_lightnings_information_but_not_its_adverts_nor_its_torch_deprecation(workdir, caplog):
     caplog.set_level(logging.INFO)  # under pytest, Lightning's info lines reach pytest's log capture
-    run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true",
-         "--trainer.logger", "false", *SMALL])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(["fit", "--config", str(ROOT / "experiments/cb_pt.yaml"), "--trainer.fast_dev_run", "true",
+             "--trainer.logger", "false", *SMALL])
     printed = caplog.text
     assert "GPU available:" in printed  # Lightning's own information still shows
     assert "💡 Tip" not in printed  # "try installing litlogger / litmodels", on every fit
+    assert not [w for w in caught if "LeafSpec" in str(w.message)]  # Lightning's use of a torch deprecation
 
 
 def test_fit_logs_wandb_offline_and_checkpoints_only_trainable_parameters_and_the_feature_cache(workdir):
