@@ -17,10 +17,9 @@ Prints one line per record and metric: recorded, rerun, difference; whether the 
 the same CPU arithmetic as this machine (``machine.same_cpu_arithmetic``: CPU model, instruction
 sets, torch's kernel choice, threads, and the bits of each kind of kernel on fixed inputs;
 unknown for records older than ``machine.cpu``, which name their host only by its platform
-string); then how many records reproduced every metric exactly;
-exit status 1 when a rerun fails. Only the rerun records stay:
-each rerun's checkpoints (``checkpoints/<out folder name>/<stem>``, gigabytes for a
-``fine_tuning`` run) are deleted once it ends.
+string); then how many records reproduced every metric exactly; exit status 1 when a rerun
+fails. Only the rerun records stay: each rerun's checkpoints (``checkpoints/<out folder
+name>/<stem>``, gigabytes for a ``fine_tuning`` run) are deleted once it ends.
 """
 
 import argparse
