@@ -13,12 +13,13 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
 
     python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json
 
-Prints one line per record and metric: recorded, rerun, difference; whether the record ran on
-the same CPU arithmetic as this machine (``machine.same_cpu_arithmetic``: CPU model, instruction
-sets, torch's kernel choice, threads, and the bits of each kind of kernel on fixed inputs;
-unknown for records older than ``machine.cpu``, which name their host only by its platform
-string); then how many records reproduced every metric exactly; exit status 1 when a rerun
-fails. Only the rerun records stay: each rerun's checkpoints (``checkpoints/<out folder
+Prints one line per record and reported metric: recorded, rerun, difference; then whether it
+reproduced exactly (every epoch's validation metrics and every prediction; else where it first
+departs) and whether the record ran on the same CPU arithmetic as this machine
+(``machine.same_cpu_arithmetic``: CPU model, instruction sets, torch's kernel choice, threads,
+and the bits of each kind of kernel on fixed inputs; unknown for records older than
+``machine.cpu``, which name their host only by its platform string); then how many records
+reproduced exactly; exit status 1 when a rerun fails. Only the rerun records stay: each rerun's checkpoints (``checkpoints/<out folder
 name>/<stem>``, gigabytes for a ``fine_tuning`` run) are deleted once it ends.
 """
 
@@ -27,6 +28,7 @@ import contextlib
 import random
 import shutil
 import subprocess
+from itertools import zip_longest
 from pathlib import Path
 
 from dp_bench.backbones import resolve_backbone
@@ -59,6 +61,21 @@ def drawn(paths: list[Path]) -> list[Path]:
     for path in chosen:
         print(f"  {path} ({wall_s[path]:.0f} s)")
     return chosen
+
+
+def first_difference(record: dict, rerun: dict) -> str | None:
+    """Where a rerun departs from its record beyond the reported numbers: the first epoch whose
+    validation metrics differ, else the selected epoch's or the test's per-example predictions
+    (equal reported scores can hide both); None when everything is equal."""
+    history = zip_longest(record.get("history") or [], rerun.get("history") or [])
+    for old, new in history:
+        if old is None or new is None or old["metrics"] != new["metrics"]:
+            return f"epoch {(old or new)['epoch']}'s validation metrics"
+    if (record.get("selected") or {}).get("predictions") != (rerun.get("selected") or {}).get("predictions"):
+        return "the selected epoch's predictions"
+    if record.get("test_predictions") != rerun.get("test_predictions"):
+        return "the test predictions"
+    return None
 
 
 def drop_checkpoints(rerun_path: Path) -> None:
@@ -108,9 +125,12 @@ for path in records:
                 print(f"{path.name} {old['task']} {old['report']} {metric}: recorded {old[metric]:.6f} "
                       f"rerun {new[metric]:.6f} diff {new[metric] - old[metric]:+.6f} "
                       f"(selected epoch {old['selected_epoch']} / {new['selected_epoch']})")
-    print(f"{path.name}: {'reproduced exactly' if same else 'differs'}; {WHERE[where]}")
+    departs = first_difference(record, rerun)
+    same &= departs is None
+    print(f"{path.name}: {'reproduced exactly' if same else 'differs'}"
+          f"{f' (first in {departs})' if departs else ''}; {WHERE[where]}")
     exact[where] += same
-print(f"{sum(exact.values())} of {len(records)} records reproduced exactly (same selected epoch, every metric equal; "
+print(f"{sum(exact.values())} of {len(records)} records reproduced exactly (every epoch's metrics and every prediction; "
       f"{exact[True]} on the same CPU arithmetic, {exact[False]} other, {exact[None]} unknown, {exact['GPU']} GPU); "
       f"{failed} reruns failed")
 raise SystemExit(1 if failed else 0)
