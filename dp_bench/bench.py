@@ -687,7 +687,7 @@ def run(settings: BenchSettings, quick: bool = False, command: str = "dp-bench b
 
 
 def _run(settings: BenchSettings, quick: bool, command: str) -> dict:
-    from dp_bench.machine import cpu_identity, machine_info
+    from dp_bench.machine import machine_info
     from dp_bench.results import SCHEMA_VERSION, git_state, package_versions, write_json_atomic
 
     started = time.time()
@@ -709,13 +709,14 @@ def _run(settings: BenchSettings, quick: bool, command: str) -> dict:
             versions[extra] = metadata.version(extra)
         except Exception:  # noqa: BLE001
             versions[extra] = None
+    machine = machine_info()
     record: dict[str, Any] = {
         "kind": "bench", "schema_version": SCHEMA_VERSION, "name": name, "command": command,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else (cpu_identity()["model_name"] or "CPU"),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else (machine["cpu"]["model_name"] or "CPU"),
         "torch_threads": torch.get_num_threads(),
-        "machine": machine_info(), "versions": versions, "git": git_state(),
+        "machine": machine, "versions": versions, "git": git_state(),
         "config": {**dataclasses.asdict(settings), "quick": quick, "sections": sections, "device": device.type,
                    "sizes": dataclasses.asdict(sizes), "batch_size": sizes.batch_size, "seq_len": sizes.seq_len,
                    "prompt_length": 20, "hidden_insertion": HIDDEN},
