@@ -76,13 +76,17 @@ def machine_info() -> dict[str, Any]:
 @functools.cache  # the kernels a process uses do not change while it runs
 def arithmetic_fingerprint() -> dict[str, str]:
     """A hash of the bits each kind of kernel a fit uses gives on fixed inputs (shapes of a
-    MiniLM batch: 16 x 128 tokens, hidden 384, 12 heads), one per operation.
+    MiniLM batch: 16 x 128 tokens, hidden 384, 12 heads), one per operation, each on inputs of
+    its own so that a hash moves only with its own kernel.
 
-    Equal hashes: this machine rounds as the recorded one did, operation by operation; a
-    differing one names the kernel that changed (here, ``MKL_CBWR=AVX2`` changes ``linear``,
-    ``bmm``, ``softmax``, ``tanh`` and ``exp``; ``ATEN_CPU_CAPABILITY=avx2`` ``softmax``;
-    ``ONEDNN_MAX_CPU_ISA=AVX2`` ``gelu``). Inputs come from a private generator: the global
-    random state, which a fit's reproducibility rests on, is untouched.
+    Equal hashes: this machine rounds as the recorded one did for these kernels (a fit uses
+    others too, so a rerun is still the test). A differing one names the kernel that changed:
+    on an Intel AVX-512 host ``MKL_CBWR=AVX2`` changes ``linear``, ``bmm``, ``tanh`` and
+    ``exp`` (MKL's GEMM and vector math), ``ATEN_CPU_CAPABILITY=avx2`` ``softmax`` and
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` ``gelu``; an AMD host's MKL takes other GEMM and vector-math
+    code than an Intel host's, and ignores every ``MKL_CBWR`` branch but ``COMPATIBLE``.
+    Inputs come from a private generator: the global random state, which a fit's
+    reproducibility rests on, is untouched.
     """
     generator = torch.Generator().manual_seed(0)
 
@@ -102,7 +106,7 @@ def arithmetic_fingerprint() -> dict[str, str]:
     states = randn(16, 128, 384)  # (B, T, H)
     return {
         "linear": digest(hidden), "linear_grad_input": digest(tokens.grad), "linear_grad_weight": digest(weight.grad),
-        "bmm": digest(scores), "softmax": digest(torch.softmax(scores, -1)),
+        "bmm": digest(scores), "softmax": digest(torch.softmax(randn(16 * 12, 128, 128), -1)),  # attention probabilities
         "layer_norm": digest(torch.nn.functional.layer_norm(states, (384,))),
         "gelu": digest(torch.nn.functional.gelu(states)), "tanh": digest(torch.tanh(states)),
         "exp": digest(torch.exp(states)), "sum": digest(states.sum(1)),
