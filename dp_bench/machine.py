@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,17 @@ import torch
 # or their thread counts; recorded when set.
 ARITHMETIC_ENV = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
                   "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Kernel pins worth comparing across hosts: each library's own, and all three at once (the
+# likeliest to agree across CPU vendors: MKL's SSE2 branch, ATen's and oneDNN's AVX2 kernels).
+PINS: dict[str, dict[str, str]] = {
+    "default": {},
+    "MKL_CBWR=COMPATIBLE": {"MKL_CBWR": "COMPATIBLE"},
+    "MKL_CBWR=AVX2": {"MKL_CBWR": "AVX2"},
+    "MKL_CBWR=AVX512": {"MKL_CBWR": "AVX512"},
+    "ATEN_CPU_CAPABILITY=avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
+    "ONEDNN_MAX_CPU_ISA=AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "all three": {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+}
 SIMD_FLAG = re.compile(r"^(sse|ssse|avx|fma|f16c|amx)")
 
 
@@ -54,12 +68,18 @@ def cpu_identity(cpuinfo: str | None = None) -> dict[str, Any]:
     return identity
 
 
-def same_cpu_arithmetic(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> bool | None:
-    """Whether two records' ``machine`` dicts name the same CPU arithmetic (None: one predates ``cpu``)."""
-    a, b = (m.get("cpu") if isinstance(m, dict) else None for m in (recorded, here))
+def kernels_that_differ(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> list[str] | None:
+    """The fingerprint's kernels whose bits differ between two records' ``machine`` dicts, plus
+    ``"threads"`` when their thread counts do (the order of reductions); [] for the same CPU
+    arithmetic, None when one record predates the fingerprint.
+
+    The fingerprint, not the CPU's name, decides: hosts of one model can differ in MKL's code
+    path, and hosts of two models can round alike."""
+    a, b = ((m.get("cpu") or {}).get("fingerprint") if isinstance(m, dict) else None for m in (recorded, here))
     if a is None or b is None:
         return None
-    return a == b and recorded.get("torch_threads") == here.get("torch_threads")
+    differ = sorted(kernel for kernel in a.keys() | b.keys() if a.get(kernel) != b.get(kernel))
+    return differ + (["threads"] if recorded.get("torch_threads") != here.get("torch_threads") else [])
 
 
 def machine_info() -> dict[str, Any]:
@@ -111,3 +131,12 @@ def arithmetic_fingerprint() -> dict[str, str]:
         "gelu": digest(torch.nn.functional.gelu(states)), "tanh": digest(torch.tanh(states)),
         "exp": digest(torch.exp(states)), "sum": digest(states.sum(1)),
     }
+
+
+def fingerprint_in_a_process(pins: dict[str, str]) -> dict[str, str]:
+    """The fingerprint a fresh process gets with ``pins`` set and no other kernel pin (the
+    libraries read them once, when they load)."""
+    env = {k: v for k, v in os.environ.items() if k not in ARITHMETIC_ENV or k.endswith("NUM_THREADS")} | pins
+    code = "import json; from dp_bench.machine import arithmetic_fingerprint as f; print(json.dumps(f()))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)

@@ -16,9 +16,9 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
 Prints one line per record and reported metric: recorded, rerun, difference; then whether it
 reproduced exactly (every epoch's validation metrics and every prediction; else where it first
 departs) and whether the record ran on the same CPU arithmetic as this machine
-(``machine.same_cpu_arithmetic``: CPU model, instruction sets, torch's kernel choice, threads,
-and the bits of each kind of kernel on fixed inputs; unknown for records older than
-``machine.cpu``, which name their host only by its platform string); then how many records
+(``machine.kernels_that_differ``: the bits of each kind of kernel on fixed inputs, and the
+thread count; the kernels that differ are named; unknown for records older than the
+fingerprint, which name their host only by its platform string); then how many records
 reproduced exactly; exit status 1 when a rerun fails. Only the rerun records stay: each rerun's checkpoints (``checkpoints/<out folder
 name>/<stem>``, gigabytes for a ``fine_tuning`` run) are deleted once it ends.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from dp_bench.backbones import resolve_backbone
 from dp_bench.grid import expand, load_spec
-from dp_bench.machine import machine_info, same_cpu_arithmetic
+from dp_bench.machine import kernels_that_differ, machine_info
 from dp_bench.results import checkpoint_dir, machine_kind, read_record, record_rows
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,7 +89,7 @@ def drop_checkpoints(rerun_path: Path) -> None:
 failed = 0
 # Records reproduced exactly, by what the record's machine shares with this one.
 WHERE = {True: "same CPU arithmetic as the record's", False: "other CPU arithmetic than the record's",
-         None: "CPU arithmetic unknown (the record predates machine.cpu)", "GPU": "a GPU record: within noise is its test"}
+         None: "CPU arithmetic unknown (the record predates machine.cpu.fingerprint)", "GPU": "a GPU record: within noise is its test"}
 exact = dict.fromkeys(WHERE, 0)
 records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
@@ -114,7 +114,8 @@ for path in records:
         failed += 1
         continue
     rerun = read_record(rerun_path)
-    where = same_cpu_arithmetic(record.get("machine"), rerun.get("machine")) if machine_kind(record) == "CPU" else "GPU"
+    differ = kernels_that_differ(record.get("machine"), rerun.get("machine"))
+    where = "GPU" if machine_kind(record) != "CPU" else None if differ is None else not differ
     before, after = record_rows(record, path), record_rows(rerun, rerun_path)
     same = True
     for old, new in zip(before, after, strict=True):
@@ -127,8 +128,9 @@ for path in records:
                       f"(selected epoch {old['selected_epoch']} / {new['selected_epoch']})")
     departs = first_difference(record, rerun)
     same &= departs is None
+    named = f" ({', '.join(differ)} differ)" if differ else ""
     print(f"{path.name}: {'reproduced exactly' if same else 'differs'}"
-          f"{f' (first in {departs})' if departs else ''}; {WHERE[where]}")
+          f"{f' (first in {departs})' if departs else ''}; {WHERE[where]}{named}")
     exact[where] += same
 print(f"{sum(exact.values())} of {len(records)} records reproduced exactly (every epoch's metrics and every prediction; "
       f"{exact[True]} on the same CPU arithmetic, {exact[False]} other, {exact[None]} unknown, {exact['GPU']} GPU); "

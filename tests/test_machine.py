@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -39,31 +40,41 @@ def test_cpu_identity_names_the_model_and_the_instruction_sets_that_pick_kernels
     assert machine.cpu_identity(CPUINFO)["env"] == {"MKL_CBWR": "AVX2"}
 
 
-def test_same_cpu_arithmetic_needs_the_same_cpu_and_threads_and_is_unknown_for_older_records():
-    cpu = {"model_name": "x", "simd": ["avx2"], "torch_capability": "AVX2"}
-    here = {"platform": "host-a", "torch_threads": 2, "cpu": cpu}
-    assert machine.same_cpu_arithmetic({"platform": "host-b", "torch_threads": 2, "cpu": dict(cpu)}, here) is True
-    assert machine.same_cpu_arithmetic({"torch_threads": 4, "cpu": cpu}, here) is False
-    assert machine.same_cpu_arithmetic({"torch_threads": 2, "cpu": {**cpu, "simd": ["avx2", "avx512f"]}}, here) is False
-    assert machine.same_cpu_arithmetic({"platform": "host-a", "torch_threads": 2}, here) is None  # before `cpu`
-    assert machine.same_cpu_arithmetic(None, here) is None
-
-
-FINGERPRINT = "import json; from dp_bench.machine import arithmetic_fingerprint; print(json.dumps(arithmetic_fingerprint()))"
-
-
-def fingerprint_in_a_process(**env: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if k not in machine.ARITHMETIC_ENV}
-    done = subprocess.run([sys.executable, "-c", FINGERPRINT], env=clean | env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+def test_records_share_cpu_arithmetic_when_their_fingerprints_and_threads_agree():
+    fingerprint = {"linear": "a1", "softmax": "b2", "tanh": "c3"}
+    here = {"platform": "host-a", "torch_threads": 2, "cpu": {"model_name": "x", "fingerprint": fingerprint}}
+    # another host, another model name: the bits decide, not the name
+    assert machine.kernels_that_differ({"platform": "host-b", "torch_threads": 2,
+                                        "cpu": {"model_name": "y", "fingerprint": dict(fingerprint)}}, here) == []
+    other = {"torch_threads": 4, "cpu": {"fingerprint": {**fingerprint, "linear": "a9", "tanh": "c9"}}}
+    assert machine.kernels_that_differ(other, here) == ["linear", "tanh", "threads"]
+    assert machine.kernels_that_differ({"torch_threads": 2, "cpu": {"model_name": "x"}}, here) is None  # before the fingerprint
+    assert machine.kernels_that_differ({"platform": "host-a", "torch_threads": 2}, here) is None  # before `cpu`
+    assert machine.kernels_that_differ(None, here) is None
 
 
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"), reason="pins SSE2 GEMM on an AVX CPU")
 def test_the_fingerprint_repeats_in_another_process_and_moves_with_the_kernels():
-    plain = fingerprint_in_a_process()
+    plain = machine.fingerprint_in_a_process({})
     assert set(plain) >= {"linear", "linear_grad_weight", "bmm", "softmax", "layer_norm", "gelu"}
-    assert fingerprint_in_a_process() == plain  # the same kernels: the same bits
+    assert machine.fingerprint_in_a_process({}) == plain  # the same kernels: the same bits
     # MKL's SSE2 branch, the one MKL_CBWR branch that Intel and AMD CPUs both take (AMD ignores the others)
-    pinned = fingerprint_in_a_process(MKL_CBWR="COMPATIBLE")
+    pinned = machine.fingerprint_in_a_process(machine.PINS["MKL_CBWR=COMPATIBLE"])
     assert pinned["linear"] != plain["linear"]  # MKL's GEMM moved ...
     assert (pinned["softmax"], pinned["layer_norm"]) == (plain["softmax"], plain["layer_norm"])  # ... ATen's kernels did not
+
+
+def test_the_host_record_names_per_pin_the_kernels_that_differ_from_another_host(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cpu_arithmetic.py"
+    here = machine.machine_info()
+    other_host = {"created": "2026-12-01T00:00:00+00:00", "fingerprints": {"default": {**here["cpu"]["fingerprint"], "linear": "0"}},
+                  "machine": {**here, "cpu": {**here["cpu"], "model_name": "Other CPU"}}}
+    (tmp_path / "other-host.json").write_text(json.dumps(other_host))
+    done = subprocess.run([sys.executable, str(script), "--out", str(tmp_path), "--pins", "default"],
+                          capture_output=True, text=True, check=True)
+    (written,) = [p for p in tmp_path.glob("*.json") if p.name != "other-host.json"]
+    record = json.loads(written.read_text())
+    assert record["fingerprints"] == {"default": here["cpu"]["fingerprint"]}
+    assert {"git_sha", "versions", "wall_time_s", "machine"} <= record.keys()
+    assert "against other-host.json: Other CPU" in done.stdout
+    assert re.search(r"default\s+linear differ", done.stdout)
