@@ -129,6 +129,8 @@ for path in records:
     departs = first_difference(record, rerun)
     same &= departs is None
     named = f" ({', '.join(differ)} differ)" if differ else ""
+    if where is None:  # the host's name is all such a record has to tell
+        named = f" (recorded on {record.get('machine', {}).get('platform')}, rerun on {rerun['machine']['platform']})"
     print(f"{path.name}: {'reproduced exactly' if same else 'differs'}"
           f"{f' (first in {departs})' if departs else ''}; {WHERE[where]}{named}")
     exact[where] += same
