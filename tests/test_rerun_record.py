@@ -1,0 +1,42 @@
+"""scripts/rerun_record.py: a record's own command, rerun, compared with what it recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dp_bench.grid import expand, load_spec, run_grid
+from dp_bench.results import read_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_a_cpu_record_rerun_on_its_own_machine_reproduces_exactly_and_says_so(tmp_path, monkeypatch, data_dir):
+    monkeypatch.setenv("DP_BENCH_DATA", str(data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    (grids / "tiny.yaml").write_text(json.dumps({  # JSON is YAML
+        "name": "tiny", "tasks": ["cb"], "methods": ["adap_ins_pos"], "seeds": [3], "regimes": ["full"],
+        "runs_dir": str(tmp_path / "runs"), "configs_dir": str(ROOT / "experiments"),
+        "overrides": {"data.limit_train_examples": 16, "data.limit_eval_examples": 16, "data.max_length": 64,
+                      "trainer.max_epochs": 2, "trainer.enable_progress_bar": False, "trainer.logger": False},
+    }))
+    spec, _ = load_spec(["--config", str(grids / "tiny.yaml")])
+    (run,) = expand(spec)
+    assert run_grid([run], out=lambda _: None)["done"] == 1, (run.record_path.parent / "logs" / f"{run.stem}.err").read_text()[-3000:]
+    assert read_record(run.record_path)["machine"]["cpu"]["fingerprint"]
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "rerun_record.py"), "--grids", str(grids),
+                           "--out", str(tmp_path / "rerun"), str(run.record_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{run.record_path.name}: reproduced exactly; same CPU arithmetic as the record's" in done.stdout
+    assert "1 of 1 records reproduced exactly" in done.stdout
+    assert (tmp_path / "rerun" / run.record_path.name).is_file()
+    assert not list((tmp_path / "checkpoints").glob("rerun/*"))  # a rerun's checkpoints are deleted
