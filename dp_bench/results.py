@@ -106,6 +106,13 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def versions_that_differ(recorded: dict[str, str | None], here: dict[str, str | None]) -> list[str]:
+    """``"name recorded -> here"`` for each package both version dicts name with another version;
+    a package one side lacks (None: not installed, or not recorded then) is not a difference."""
+    return [f"{name} {recorded[name]} -> {here[name]}" for name in sorted(recorded.keys() & here.keys())
+            if None not in (recorded[name], here[name]) and recorded[name] != here[name]]
+
+
 def read_record(path: str | Path) -> dict[str, Any]:
     """One record; ValueError naming the file when it does not parse or lacks keys."""
     path = Path(path)

@@ -15,12 +15,14 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
 
 Prints one line per record and reported metric: recorded, rerun, difference; then whether it
 reproduced exactly (every epoch's validation metrics and every prediction; else where it first
-departs) and whether the record ran on the same CPU arithmetic as this machine
+departs), whether the record ran on the same CPU arithmetic as this machine
 (``machine.kernels_that_differ``: the bits of each kind of kernel on fixed inputs, and the
 thread count; the kernels that differ are named; unknown for records older than the
-fingerprint, which name their host only by its platform string); then how many records
-reproduced exactly; exit status 1 when a rerun fails. Only the rerun records stay: each rerun's checkpoints (``checkpoints/<out folder
-name>/<stem>``, gigabytes for a ``fine_tuning`` run) are deleted once it ends.
+fingerprint, which name their host only by its platform string), and which package versions
+differ from the record's (``make install`` pins the records' versions: constraints.txt); then
+how many records reproduced exactly; exit status 1 when a rerun fails. Only the rerun records
+stay: each rerun's checkpoints (``checkpoints/<out folder name>/<stem>``, gigabytes for a
+``fine_tuning`` run) are deleted once it ends.
 """
 
 import argparse
@@ -34,7 +36,13 @@ from pathlib import Path
 from dp_bench.backbones import resolve_backbone
 from dp_bench.grid import expand, load_spec
 from dp_bench.machine import kernels_that_differ, machine_info
-from dp_bench.results import checkpoint_dir, machine_kind, read_record, record_rows
+from dp_bench.results import (
+    checkpoint_dir,
+    machine_kind,
+    read_record,
+    record_rows,
+    versions_that_differ,
+)
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, required=True, help="folder for the rerun records")
@@ -131,8 +139,10 @@ for path in records:
     named = f" ({', '.join(differ)} differ)" if differ else ""
     if where is None:  # the host's name is all such a record has to tell
         named = f" (recorded on {record.get('machine', {}).get('platform')}, rerun on {rerun['machine']['platform']})"
+    moved = versions_that_differ(record.get("versions", {}), rerun["versions"])
+    libraries = f"; other package versions: {', '.join(moved)}" if moved else ""
     print(f"{path.name}: {'reproduced exactly' if same else 'differs'}"
-          f"{f' (first in {departs})' if departs else ''}; {WHERE[where]}{named}")
+          f"{f' (first in {departs})' if departs else ''}; {WHERE[where]}{named}{libraries}")
     exact[where] += same
 print(f"{sum(exact.values())} of {len(records)} records reproduced exactly (every epoch's metrics and every prediction; "
       f"{exact[True]} on the same CPU arithmetic, {exact[False]} other, {exact[None]} unknown, {exact['GPU']} GPU); "

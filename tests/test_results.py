@@ -193,3 +193,10 @@ def test_training_protocol_ignores_the_task_list_and_fills_the_default_lr_scale(
     assert results.training_protocol(base) != results.training_protocol(base | {"model": base["model"] | {"lr_scale": 0.3}})
     assert results.training_protocol(base) != results.training_protocol(base | {"trainer": {"max_epochs": 3}})
     assert results.training_protocol(base) != results.training_protocol(base | {"model": {"prompt": {"length": 5}}})
+
+
+def test_versions_that_differ_names_moved_packages_only():
+    recorded = {"transformers": "5.24.0", "torch": "2.13.0+cpu", "datasets": None, "wandb": "0.31.0"}
+    here = {"transformers": "5.25.0", "torch": "2.13.0+cpu", "datasets": "5.2.0", "numpy": "2.4.6"}
+    assert results.versions_that_differ(recorded, here) == ["transformers 5.24.0 -> 5.25.0"]
+    assert results.versions_that_differ(recorded, recorded) == []
