@@ -576,10 +576,12 @@ def markdown(record: dict) -> str:
     """The tables of one record (``dp-bench table`` can include the file as is)."""
     v, m = record["versions"], record["machine"]
     cfg = record["config"]
+    pinned = ((m.get("cpu") or {}).get("env")) or {}  # kernel pins change the arithmetic and the speed
+    pins = f" with {', '.join(f'{k}={val}' for k, val in sorted(pinned.items()))}" if pinned else ""
     lines = [
         f"# Cost benchmark: {record['name']}",
         "",
-        f"`{record['command']}` on {record['device_name']} ({m.get('cpus')} CPUs, {record['torch_threads']} torch threads), "
+        f"`{record['command']}` on {record['device_name']} ({m.get('cpus')} CPUs, {record['torch_threads']} torch threads){pins}, "
         f"torch {v.get('torch')}, transformers {v.get('transformers')}, peft {v.get('peft')}; "
         f"git {str(record['git'].get('git_sha'))[:10]}{' (dirty)' if record['git'].get('git_dirty') else ''}; "
         f"{record['created']}; {record['wall_time_s']:.0f} s; load average {record['load_average']['start']} -> {record['load_average']['end']}."

@@ -80,6 +80,10 @@ def test_quick_run_writes_a_record_and_a_table(tmp_path):
         assert "skipped" in record["gpu"]
     table = (tmp_path / "ci.md").read_text()
     assert "## Targets" in table and "| prompt_tuning | 8,835 |" in table and "Quick mode" in table
+    record["machine"].setdefault("cpu", {})["env"] = {"MKL_CBWR": "COMPATIBLE"}
+    assert " torch threads) with MKL_CBWR=COMPATIBLE, torch " in bench.markdown(record)  # a kernel pin is named
+    record["machine"]["cpu"].pop("env")
+    assert " torch threads), torch " in bench.markdown(record)
 
 
 def test_unknown_section_is_an_error_naming_it(capsys):
