@@ -12,6 +12,7 @@ peft's ``method_comparison`` keeps one result file per experiment.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -186,6 +187,23 @@ class Run:
         """``last.ckpt`` as the CLI saves it for this record."""
         return checkpoint_dir(self.record_path) / "last.ckpt"
 
+    def configured(self) -> dict[str, Any]:
+        """What this run's command sets, as dotted keys (``data.max_length``): the values of its
+        config files, in order, then its flags. Keys it leaves to the code's defaults are absent."""
+        values: dict[str, Any] = {}
+        for path in self.configs:
+            values.update(dotted_leaves(yaml.safe_load(path.read_text()) or {}))
+        args = self.command()[4:]  # after ``python -m dp_bench.cli fit``
+        i = 0
+        while i < len(args):  # --key=value or --key value (a YAML value, as the CLI reads it)
+            key, eq, value = args[i][2:].partition("=")
+            if not eq:
+                i, value = i + 1, args[i + 1]
+            if key != "config":
+                values[key] = yaml.safe_load(value)
+            i += 1
+        return values
+
     def command(self, ckpt_path: Path | None = None) -> list[str]:
         """The ``dp-bench fit`` command of this run, as a subprocess argument list."""
         cmd = [sys.executable, "-m", "dp_bench.cli", "fit"]
@@ -200,6 +218,54 @@ class Run:
         if ckpt_path is not None:
             cmd += ["--ckpt_path", str(ckpt_path)]
         return cmd
+
+
+def dotted_leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"max_length": 128}}`` -> ``{"data.max_length": 128}`` (lists and empty mappings are leaves)."""
+    leaves: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            leaves.update(dotted_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def config_departures(run: Run, config: dict[str, Any]) -> list[str]:
+    """Where a record's ``config`` departs from what the run's command sets now: one
+    ``key: the grid's files say A, the record says B`` per value that differs.
+
+    A key the record lacks is not counted: the option was added after the record was made,
+    and a grid that needs the old behaviour pins it (as ``paper_fewshot_gpu`` pins
+    ``data.few_shot_draw: rows``); whether it did is what rerunning the record tests.
+    ``record.path`` is where this checkout would write, and not compared.
+    """
+    recorded = dotted_leaves(config)
+    return [f"{key}: the grid's files say {value!r}, the record says {recorded[key]!r}"
+            for key, value in run.configured().items()
+            if key != "record.path" and key in recorded and recorded[key] != value]
+
+
+def run_of_record(path: str | Path, grids_dir: str | Path = "experiments/grids") -> Run:
+    """The run of its grid (``<grids_dir>/<record's grid>.yaml``) that writes this record.
+
+    Raises ValueError when the grid file is missing or plans no run with this record's path
+    (a record no committed command reproduces).
+    """
+    record = read_record(path)
+    grid_file = Path(grids_dir) / f"{record.get('grid')}.yaml"
+    if not grid_file.is_file():
+        raise ValueError(f"{path}: its grid {record.get('grid')!r} has no file {grid_file}")
+    run = _runs_by_record(grid_file.resolve(), Path.cwd()).get(Path(path).resolve())
+    if run is None:
+        raise ValueError(f"{path}: {grid_file} plans no run that writes this record")
+    return run
+
+
+@functools.cache  # a grid file is read once per process, not once per record
+def _runs_by_record(grid_file: Path, cwd: Path) -> dict[Path, Run]:
+    """The grid's runs by their record's absolute path (a grid names its records relative to ``cwd``)."""
+    return {run.record_path.resolve(): run for run in planned_runs(grid_file)}
 
 
 def backbone_short(backbone: str) -> str:
@@ -301,22 +367,12 @@ def expected_identity(run: Run) -> dict[str, Any]:
     Used for the records the grid writes itself (started, or failed before the fit could
     write one), so that the tables place them in the right cell.
     """
-    merged: dict[str, Any] = {}
-    for path in run.configs:
-        loaded = yaml.safe_load(path.read_text()) or {}
-        for section in ("data", "model"):
-            merged.setdefault(section, {}).update(loaded.get(section) or {})
-    for arg in run.extra_args:  # dotted data.* / model.* overrides given as --key=value
-        key, _, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
-        section, _, name = key.partition(".")
-        if section in ("data", "model") and name and "." not in name and value:
-            merged[section][name] = yaml.safe_load(value)
-    data, model = merged.get("data", {}), merged.get("model", {})
-    regime = data.get("regime", "full")
+    configured = run.configured()
+    regime = configured.get("data.regime", "full")
     if regime == "few_shot":
-        regime = f"few_shot_{data.get('few_shot_source', 'sample')}"  # the DataModule's default
+        regime = f"few_shot_{configured.get('data.few_shot_source', 'sample')}"  # the DataModule's default
     return {
-        "task": run.task, "tasks": list(run.tasks), "method": model.get("method", run.method),
+        "task": run.task, "tasks": list(run.tasks), "method": configured.get("model.method", run.method),
         "backbone": run.backbone, "regime": regime, "seed": run.seed, "grid": run.grid,
         "setting": run.setting or None,
     }

@@ -2,7 +2,8 @@
 
 The acceptance test of a published number: the record's grid (``experiments/grids/<grid>.yaml``)
 gives the exact ``dp-bench fit`` command (``dp-bench grid --dry-run`` prints the same); only
-``--record.path`` changes, and W&B stays off. On CPU the reported metrics must match exactly;
+``--record.path`` changes, and W&B stays off. A record whose config departs from what the
+grid's files set now (``grid.config_departures``) is reported and not rerun. On CPU the reported metrics must match exactly;
 on a GPU within noise (cuDNN/cuBLAS kernels are not bitwise deterministic).
 
     python scripts/rerun_record.py --out /tmp/repro results/runs/<grid>/<stem>.json ...
@@ -34,7 +35,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from dp_bench.backbones import resolve_backbone
-from dp_bench.grid import expand, load_spec
+from dp_bench.grid import config_departures, run_of_record
 from dp_bench.machine import kernels_that_differ, machine_info
 from dp_bench.results import (
     checkpoint_dir,
@@ -102,8 +103,12 @@ exact = dict.fromkeys(WHERE, 0)
 records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
     record = read_record(path)
-    spec, _ = load_spec(["--config", str(args.grids / f"{record['grid']}.yaml")])
-    (run,) = [r for r in expand(spec) if r.record_path.resolve() == path.resolve()]
+    run = run_of_record(path, args.grids)
+    departures = config_departures(run, record.get("config") or {})
+    if departures:  # the grid's files changed since the record: its command no longer makes it
+        print(f"{path.name}: the committed command no longer configures this record ({'; '.join(departures)})")
+        failed += 1
+        continue
     try:
         resolve_backbone(run.backbone)  # a missing local copy fails here, before a fit is launched
     except ValueError as err:

@@ -114,6 +114,51 @@ def test_search_settings_are_an_inner_axis_with_their_own_records(tmp_path):
     assert grid.expected_identity(plain)["setting"] is None
 
 
+def test_configured_reads_the_config_files_then_the_flags(tmp_path):
+    s = spec(tmp_path, tasks=["cb", ["cb", "rte"]], methods=["adap_ins_pos"], seeds=[1],
+             overrides=["--trainer.max_epochs", "2", "--data.max_length=96"], search=[{"model.lr_scale": 0.3}])
+    single, group = expand(s)
+    values = single.configured()
+    assert values["data.tasks"] == ["cb"] and values["model.prompt.position"] == "instance"  # from the files
+    assert values["data.max_length"] == 96  # the override wins over cb.yaml's 256
+    assert values["trainer.max_epochs"] == 2 and values["model.lr_scale"] == 0.3
+    assert values["seed_everything"] == 1 and values["record.grid"] == "t" and values["record.setting"] == "lr_scale0.3"
+    assert "config" not in values and "model.lr" not in values  # left to the code's default
+    assert group.configured()["data.tasks"] == ["cb", "rte"]
+
+
+def test_config_departures_name_what_a_record_holds_otherwise(tmp_path):
+    run = expand(spec(tmp_path, tasks=["cb"], methods=["prompt_tuning"], seeds=[0], overrides={"trainer.max_epochs": 2}))[0]
+    config = {"seed_everything": 0, "trainer": {"max_epochs": 2}, "model": {"backbone": "all-MiniLM-L6-v2",
+              "method": "prompt_tuning", "prompt": {"length": 20}}, "data": {"tasks": ["cb"], "max_length": 256},
+              "record": {"path": "elsewhere.json", "grid": "t"}}
+    assert grid.config_departures(run, config) == []  # keys the record lacks (added since) and record.path do not count
+    config["data"]["max_length"] = 128
+    config["trainer"]["max_epochs"] = 3
+    assert grid.config_departures(run, config) == [
+        "data.max_length: the grid's files say 256, the record says 128",
+        "trainer.max_epochs: the grid's files say 2, the record says 3",
+    ]
+
+
+def test_run_of_record_finds_the_planned_run_or_says_why_not(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    (grids / "t.yaml").write_text(f"name: t\ntasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0]\nconfigs_dir: {EXPERIMENTS}\n")
+    planned = tmp_path / "results/runs/t/cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json"
+    write_json_atomic(planned, make_record(grid="t"))
+    assert grid.run_of_record(planned, grids).stem == planned.stem
+    stray = planned.with_name("cb__prompt_tuning__full__all-MiniLM-L6-v2__s7.json")
+    write_json_atomic(stray, make_record(grid="t", seed=7))
+    with pytest.raises(ValueError, match="plans no run"):
+        grid.run_of_record(stray, grids)
+    orphan = planned.with_name("orphan.json")
+    write_json_atomic(orphan, make_record(grid="gone"))
+    with pytest.raises(ValueError, match=r"'gone' has no file"):
+        grid.run_of_record(orphan, grids)
+
+
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"methods/nope\.yaml"):
         expand(spec(tmp_path, methods=["nope"]))
