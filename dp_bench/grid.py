@@ -246,13 +246,13 @@ def config_departures(run: Run, config: dict[str, Any]) -> list[str]:
             if key != "record.path" and key in recorded and recorded[key] != value]
 
 
-def run_of_record(path: str | Path, grids_dir: str | Path = "experiments/grids") -> Run:
-    """The run of its grid (``<grids_dir>/<record's grid>.yaml``) that writes this record.
+def run_of_record(path: str | Path, record: dict[str, Any], grids_dir: str | Path = "experiments/grids") -> Run:
+    """The run of its grid (``<grids_dir>/<record's grid>.yaml``) that writes this record
+    (``record``: the file at ``path``, as the caller has read it).
 
     Raises ValueError when the grid file is missing or plans no run with this record's path
     (a record no committed command reproduces).
     """
-    record = read_record(path)
     grid_file = Path(grids_dir) / f"{record.get('grid')}.yaml"
     if not grid_file.is_file():
         raise ValueError(f"{path}: its grid {record.get('grid')!r} has no file {grid_file}")

@@ -3,8 +3,9 @@
 The acceptance test of a published number: the record's grid (``experiments/grids/<grid>.yaml``)
 gives the exact ``dp-bench fit`` command (``dp-bench grid --dry-run`` prints the same); only
 ``--record.path`` changes, and W&B stays off. A record whose config departs from what the
-grid's files set now (``grid.config_departures``) is reported and not rerun. On CPU the reported metrics must match exactly;
-on a GPU within noise (cuDNN/cuBLAS kernels are not bitwise deterministic).
+grid's files set now (``grid.config_departures``) is reported and not rerun. On CPU the
+reported metrics must match exactly; on a GPU within noise (cuDNN/cuBLAS kernels are not
+bitwise deterministic).
 
     python scripts/rerun_record.py --out /tmp/repro results/runs/<grid>/<stem>.json ...
 
@@ -103,7 +104,7 @@ exact = dict.fromkeys(WHERE, 0)
 records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
     record = read_record(path)
-    run = run_of_record(path, args.grids)
+    run = run_of_record(path, record, args.grids)
     departures = config_departures(run, record.get("config") or {})
     if departures:  # the grid's files changed since the record: its command no longer makes it
         print(f"{path.name}: the committed command no longer configures this record ({'; '.join(departures)})")

@@ -148,15 +148,15 @@ def test_run_of_record_finds_the_planned_run_or_says_why_not(tmp_path, monkeypat
     (grids / "t.yaml").write_text(f"name: t\ntasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0]\nconfigs_dir: {EXPERIMENTS}\n")
     planned = tmp_path / "results/runs/t/cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json"
     write_json_atomic(planned, make_record(grid="t"))
-    assert grid.run_of_record(planned, grids).stem == planned.stem
+    assert grid.run_of_record(planned, read_record(planned), grids).stem == planned.stem
     stray = planned.with_name("cb__prompt_tuning__full__all-MiniLM-L6-v2__s7.json")
     write_json_atomic(stray, make_record(grid="t", seed=7))
     with pytest.raises(ValueError, match="plans no run"):
-        grid.run_of_record(stray, grids)
+        grid.run_of_record(stray, read_record(stray), grids)
     orphan = planned.with_name("orphan.json")
     write_json_atomic(orphan, make_record(grid="gone"))
     with pytest.raises(ValueError, match=r"'gone' has no file"):
-        grid.run_of_record(orphan, grids)
+        grid.run_of_record(orphan, read_record(orphan), grids)
 
 
 def test_missing_config_file_is_named(tmp_path):

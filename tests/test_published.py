@@ -47,12 +47,12 @@ def test_every_record_is_planned_by_its_committed_grid_and_holds_what_it_configu
     problems = []
     for path in RECORDS:
         relative = path.relative_to(ROOT)
+        record = read_record(relative)
         try:
-            run = run_of_record(relative)
+            run = run_of_record(relative, record)
         except ValueError as err:
             problems.append(str(err))
             continue
-        record = read_record(relative)
         if record_status(record) == "finished":
             problems += [f"{relative}: {d}" for d in config_departures(run, record.get("config") or {})]
     assert not problems, f"{len(problems)} problems, the first:\n" + "\n".join(problems[:10])
