@@ -14,6 +14,7 @@ import re
 import subprocess
 import tempfile
 from importlib import metadata
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,21 @@ PROTOCOL_KEYS = (("trainer", "max_epochs"), ("data", "max_length"), ("data", "ba
 
 
 TEST_PENDING = "fit done; val.jsonl not yet evaluated at the selected checkpoint (the test after fit)"
+
+
+def first_difference(record: dict[str, Any], rerun: dict[str, Any]) -> str | None:
+    """Where a rerun departs from its record beyond the reported numbers: the first epoch whose
+    validation metrics differ, else the selected epoch's or the test's per-example predictions
+    (equal reported scores can hide both); None when everything is equal."""
+    history = zip_longest(record.get("history") or [], rerun.get("history") or [])
+    for old, new in history:
+        if old is None or new is None or old["metrics"] != new["metrics"]:
+            return f"epoch {(old or new)['epoch']}'s validation metrics"
+    if (record.get("selected") or {}).get("predictions") != (rerun.get("selected") or {}).get("predictions"):
+        return "the selected epoch's predictions"
+    if record.get("test_predictions") != rerun.get("test_predictions"):
+        return "the test predictions"
+    return None
 
 
 def record_status(record: dict[str, Any]) -> str:

@@ -12,7 +12,15 @@
 #                                        more `dp-bench grid` flags, no spaces inside one, e.g.
 #                                        --methods=[prompt_tuning,adap_ins_pos]); beside them
 #                                        scripts/rerun_record.py reruns REPRO's records (default:
-#                                        two finished ones) to check they reproduce on a GPU
+#                                        two finished ones; REPRO=none: no reruns) to check they
+#                                        reproduce on a GPU, and DETERMINISM's records (default:
+#                                        none) three times at once: twice with
+#                                        --trainer.deterministic=true (/tmp/det-a, /tmp/det-b),
+#                                        once without (/tmp/det-n); $OUT/determinism.txt says
+#                                        whether the two deterministic reruns agree and each
+#                                        rerun's wall time. Once the grids end, BENCH (default:
+#                                        none) are `dp-bench bench` flags for a benchmark on the
+#                                        then idle GPU, written to $OUT
 #   scripts/device_gpu.sh smollm2        joins the stashed SmolLM2 GGUF into .device/smollm2/
 #                                        and runs smollm2_fewshot_gpu
 #
@@ -39,6 +47,8 @@ GRID_SECONDS=${GRID_SECONDS:-450}
 SHARDS=${SHARDS:-16}
 GRIDS=${GRIDS:-fewshot}
 read -r -a GRID_FLAGS <<< "${GRID_ARGS:-}"  # an array: no glob expansion of [..]
+DETERMINISM=${DETERMINISM:-}
+BENCH=${BENCH:-}
 REPRO=${REPRO:-results/runs/paper_fewshot_gpu/cb__prompt_tuning__few_shot__all-MiniLM-L6-v2-fp16__s0.json results/runs/paper_fewshot_gpu/cb__adap_ins_pos__few_shot__all-MiniLM-L6-v2-fp16__s0.json}
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
@@ -76,6 +86,26 @@ run_grids() {
   tar czf "$OUT/$tag.tgz" $(ls -d "${dirs[@]}" 2>/dev/null) /tmp/$tag-*.log  # a grid not yet begun has no folder
 }
 
+# Each DETERMINISM record's two deterministic reruns against each other (everything
+# rerun_record compares: every epoch's metrics and every prediction), with the wall times.
+compare_deterministic() {
+  python3 - /tmp/det-a /tmp/det-b /tmp/det-n <<'PY'
+import sys
+from pathlib import Path
+from dp_bench.results import first_difference, read_record
+a, b, n = map(Path, sys.argv[1:])
+for path in sorted(a.glob("*.json")):
+    other, plain = b / path.name, n / path.name
+    if not other.is_file():
+        print(f"{path.name}: the second deterministic rerun has no record"); continue
+    one, two = read_record(path), read_record(other)
+    departs = first_difference(one, two)
+    walls = [f"{read_record(p)['wall_time_s']:.0f} s" if p.is_file() else "-" for p in (path, other, plain)]
+    print(f"{path.name}: deterministic reruns {'agree exactly' if departs is None else 'differ, first in ' + departs};"
+          f" test {one['test']} / {two['test']}; wall time deterministic {walls[0]}, {walls[1]}, without {walls[2]}")
+PY
+}
+
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # Concatenates /tmp/stash/NAME.part* into DIR and checks it against the stashed NAME.sha256.
 join_parts() {
@@ -88,12 +118,23 @@ case "${1:-}" in
   grids)
     join_parts minilm .device/all-MiniLM-L6-v2-fp16
     install_wheels .device/whl/*.whl
-    python3 scripts/rerun_record.py --out /tmp/repro $REPRO > /tmp/minilm-repro.log 2>&1 &
+    [ "$REPRO" = none ] || python3 scripts/rerun_record.py --out /tmp/repro $REPRO > /tmp/minilm-repro.log 2>&1 &
+    if [ -n "$DETERMINISM" ]; then  # jobs of this shell: run_grids waits for them, or stops them
+      for k in a b; do
+        python3 scripts/rerun_record.py --out /tmp/det-$k --fit-arg=--trainer.deterministic=true $DETERMINISM > /tmp/minilm-det-$k.log 2>&1 &
+      done
+      python3 scripts/rerun_record.py --out /tmp/det-n $DETERMINISM > /tmp/minilm-det-n.log 2>&1 &
+    fi
     case $GRIDS in
       fewshot) GRIDS="paper_fewshot_gpu paper_fewshot_fewglue_gpu" ;;
       full) GRIDS="paper_full_gpu paper_multitask_gpu" ;;
     esac
-    run_grids minilm $(for g in $GRIDS; do echo "experiments/grids/$g.yaml"; done) ;;
+    run_grids minilm $(for g in $GRIDS; do echo "experiments/grids/$g.yaml"; done)
+    if [ -n "$DETERMINISM" ]; then
+      compare_deterministic | tee "$OUT/determinism.txt"
+      tar czf "$OUT/determinism.tgz" /tmp/det-? /tmp/minilm-det-*.log 2>/dev/null
+    fi
+    [ -z "$BENCH" ] || python3 -m dp_bench.cli bench --device cuda --backbone .device/all-MiniLM-L6-v2-fp16 --out "$OUT" $BENCH ;;
   stash)
     mkdir -p /tmp/stash && cp "$2"/* /tmp/stash/ && ls -la /tmp/stash ;;
   smollm2)

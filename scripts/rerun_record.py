@@ -32,7 +32,6 @@ import contextlib
 import random
 import shutil
 import subprocess
-from itertools import zip_longest
 from pathlib import Path
 
 from dp_bench.backbones import resolve_backbone
@@ -40,6 +39,7 @@ from dp_bench.grid import config_departures, run_of_record
 from dp_bench.machine import kernels_that_differ, machine_info
 from dp_bench.results import (
     checkpoint_dir,
+    first_difference,
     machine_kind,
     read_record,
     record_rows,
@@ -52,6 +52,9 @@ parser.add_argument("--grids", type=Path, default=Path("experiments/grids"))
 parser.add_argument("--draw", type=int, metavar="N", help="rerun N records drawn at random from those given")
 parser.add_argument("--seed", type=int, default=0, help="seed of the --draw")
 parser.add_argument("--max-wall-s", type=float, help="--draw only among records whose run took at most this long")
+parser.add_argument("--fit-arg", action="append", default=[], metavar="ARG",
+                    help="appended to each record's command (repeatable), e.g. --fit-arg=--trainer.deterministic=true: "
+                    "the rerun then tests that setting against the record, not the record's own command")
 parser.add_argument("records", nargs="+", type=Path)
 args = parser.parse_args()
 
@@ -71,21 +74,6 @@ def drawn(paths: list[Path]) -> list[Path]:
     for path in chosen:
         print(f"  {path} ({wall_s[path]:.0f} s)")
     return chosen
-
-
-def first_difference(record: dict, rerun: dict) -> str | None:
-    """Where a rerun departs from its record beyond the reported numbers: the first epoch whose
-    validation metrics differ, else the selected epoch's or the test's per-example predictions
-    (equal reported scores can hide both); None when everything is equal."""
-    history = zip_longest(record.get("history") or [], rerun.get("history") or [])
-    for old, new in history:
-        if old is None or new is None or old["metrics"] != new["metrics"]:
-            return f"epoch {(old or new)['epoch']}'s validation metrics"
-    if (record.get("selected") or {}).get("predictions") != (rerun.get("selected") or {}).get("predictions"):
-        return "the selected epoch's predictions"
-    if record.get("test_predictions") != rerun.get("test_predictions"):
-        return "the test predictions"
-    return None
 
 
 def drop_checkpoints(rerun_path: Path) -> None:
@@ -121,7 +109,7 @@ for path in records:
     command = run.command()
     command[command.index("--record.path") + 1] = str(rerun_path)
     drop_checkpoints(rerun_path)  # an earlier rerun's into the same --out: not this run's to resume
-    code = subprocess.run([*command, "--trainer.logger=false"], check=False).returncode
+    code = subprocess.run([*command, "--trainer.logger=false", *args.fit_arg], check=False).returncode
     drop_checkpoints(rerun_path)  # the record is what is compared
     if code != 0 or not rerun_path.is_file():
         print(f"{path.name}: rerun failed (exit status {code})")
