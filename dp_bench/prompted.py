@@ -45,16 +45,28 @@ class FeatureCache(nn.Module):
         self.tables: dict[str, torch.Tensor] = {}
         self.filled: dict[str, torch.Tensor] = {}
 
+    def _table_on(self, key: str, device: torch.device) -> torch.Tensor | None:
+        """The key's table (and its ``filled`` mask) on ``device``, moved there if need be.
+
+        A checkpoint's tables come back on the CPU (``set_extra_state`` receives them as
+        Lightning loaded them, and ``Module.to`` moves parameters and buffers, not extra state),
+        while a resumed fit on a GPU looks them up with CUDA indices.
+        """
+        table = self.tables.get(key)
+        if table is not None and table.device != device:
+            self.tables[key], self.filled[key] = table.to(device), self.filled[key].to(device)
+        return self.tables.get(key)
+
     def lookup(self, key: str, index: torch.Tensor) -> torch.Tensor | None:
         """Cached ``[B, H]`` if every row is present, else None."""
-        table = self.tables.get(key)
+        table = self._table_on(key, index.device)
         if table is None or int(index.max()) >= table.shape[0] or not bool(self.filled[key][index].all()):
             return None
         return table[index]
 
     def store(self, key: str, index: torch.Tensor, features: torch.Tensor) -> None:
         need = int(index.max()) + 1
-        table = self.tables.get(key)
+        table = self._table_on(key, features.device)
         if table is None or table.shape[0] < need:
             size = max(need, 2 * (table.shape[0] if table is not None else 0))
             grown = features.new_zeros(size, features.shape[1])

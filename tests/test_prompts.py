@@ -169,6 +169,27 @@ def test_feature_cache_serves_same_features():
     assert not torch.equal(model.instance_features(data2, "train"), fresh)  # another split
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_feature_cache_restored_from_a_checkpoint_serves_on_the_fit_device(device):
+    """A checkpoint's cache comes back on the CPU (Lightning loads it there; ``Module.to``
+    does not move extra state); a fit resumed on a GPU looks it up with CUDA indices. The
+    CUDA case is the regression test (on an H200 such resumes failed until 2026-12-04)."""
+    from dp_bench.prompted import FeatureCache
+
+    saved = FeatureCache()
+    index, features = torch.tensor([3, 0, 5]), torch.randn(3, 4)
+    saved.store("val/0", index, features)
+    restored = FeatureCache()
+    restored.set_extra_state(saved.get_extra_state())  # CPU tensors, as from torch.load(map_location="cpu")
+    assert torch.equal(restored.lookup("val/0", index.to(device)).cpu(), features)
+    assert restored.lookup("val/0", torch.tensor([1], device=device)) is None  # row 1 never stored
+    restored.store("val/0", torch.tensor([1], device=device), torch.ones(1, 4, device=device))
+    assert restored.lookup("val/0", torch.tensor([1, 5], device=device)).device.type == device
+
+
 def test_mean_pool_excludes_padding():
     backbone = tiny_bert()
     data = batch([5, 5], seq_len=5, seed=7)
