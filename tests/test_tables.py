@@ -201,7 +201,7 @@ def test_render_writes_summary_csv_and_figures(runs, tmp_path, capsys):
     out = tmp_path / "tables"
     (out).mkdir()
     (out / "stale.png").write_bytes(b"x")  # not ours: kept
-    summary = tables.render(runs, out, reference)
+    summary = tables.render(runs, out, reference, bench_dir=None)  # the tables alone, not this checkout's bench reports
     text = summary.read_text()
     assert "broken.json" in text and "broken.json" in capsys.readouterr().err
     assert "cb_pt_0_old.json" in text  # the duplicate is reported, and ignored
