@@ -123,6 +123,16 @@ def majority_metrics(task: str, scored: Scored) -> dict[str, float]:
     return {k: float(v[0]) for k, v in values.items()}
 
 
+def best_constant_metrics(task: str, scored: Scored) -> dict[str, float]:
+    """Each metric's best value over the constant answers (always class c, for each class of the labels).
+
+    For accuracy this is the majority class; an F1-based score can prefer another answer
+    (MultiRC's F1a is over the positive class: always "true" scores far above always "false").
+    """
+    values = [official_metrics(task, scored, pred=np.full_like(scored.label, c)) for c in np.unique(scored.label)]
+    return {k: max(float(v[k][0]) for v in values) for k in values[0]}
+
+
 def paired_gain(task: str, pairs: list[tuple[Scored, Scored]], n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
     """Gain of a method over a baseline in score points (×100), one pair per seed.
 

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dp_bench.grid import Run, expected_identity, planned_runs  # noqa: E402
-from dp_bench.paired import Scored, majority_metrics, paired_gain, verdict  # noqa: E402
+from dp_bench.paired import Scored, best_constant_metrics, majority_metrics, paired_gain, verdict  # noqa: E402
 from dp_bench.results import DECISIONS, load_results  # noqa: E402
 from dp_bench.search import (  # noqa: E402
     AS_CONFIGURED,
@@ -67,6 +67,7 @@ REFERENCE_COLUMNS = ("regime", "method", "task", "metric", "value", "backbone", 
 NO_GRID = "(no grid)"
 MIN_SEEDS = 3  # a cell with fewer finished seeds is shown as such, not as a number
 MAJORITY = "majority class"
+BEST_CONSTANT = "best constant answer"
 GAIN_COLUMNS = ["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict", "sd_seed_pts", "seeds_for_power", "seeds"]
 DEEP_BASELINE = "p_tuning_v2"  # deep dynamic prompts are also compared with the static deep prompt
 SINGLE_TASK = "single-task"  # multitask runs are also compared with their methods' single-task runs
@@ -92,7 +93,8 @@ CAPTION = (
     "per seed the mean over the table's tasks, then mean ± std over the seeds that have every "
     "task. Official score: CB mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy. "
     "Backbone signal: the first rows (`majority class`: always predicting val.jsonl's most "
-    "frequent class; `linear_probe`: a head on the frozen backbone; `fine_tuning`: every "
+    "frequent class; `best constant answer`, shown where it beats that: the best each metric gets "
+    "from always giving one answer, as MultiRC's F1a rewards always answering 'true'; `linear_probe`: a head on the frozen backbone; `fine_tuning`: every "
     "weight trained, without dropout) show what the backbone can do on each task; a prompt method that does "
     "not beat them there has nothing to show."
 )
@@ -311,14 +313,15 @@ def gains_with_baselines(group: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*GAIN_COLUMNS, "baseline"])
 
 
-def majority_row(group: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """``{task: {metric: value ×100}}`` of always predicting the reported set's majority class."""
+def majority_row(group: pd.DataFrame, of=majority_metrics) -> dict[str, dict[str, float]]:
+    """``{task: {metric: value ×100}}`` of always predicting the reported set's majority class
+    (``of=best_constant_metrics``: each metric's best constant answer)."""
     out = {}
     for task, rows in group[group["status"] == "finished"].groupby("task"):
         for predictions in rows["predictions"]:
             scored = Scored.from_predictions(task, predictions) if isinstance(predictions, dict) else None
             if scored is not None:
-                out[task] = {k: v * 100 for k, v in majority_metrics(task, scored).items()}
+                out[task] = {k: v * 100 for k, v in of(task, scored).items()}
                 break
     return out
 
@@ -357,16 +360,24 @@ def regime_family(regime: str) -> str:
 
 
 def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric: str,
-               majority: dict[str, dict[str, float]] | None = None, min_seeds: int = 1) -> pd.DataFrame:
+               majority: dict[str, dict[str, float]] | None = None, min_seeds: int = 1,
+               constant: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """Display table: a row per method (reference rows under matching ones), a column per task and avg.
 
-    ``majority`` (:func:`majority_row`) adds the majority-class row on top.
+    ``majority`` (:func:`majority_row`) adds the majority-class row on top, and ``constant``
+    (the best constant answers) a row under it where one of them shows above the majority.
     """
     tasks = _order(set(cells["task"]) - {AVG}, TASK_ORDER) + [AVG]
     refs = reference[(reference["metric"] == metric) & reference["regime"].isin([regime, regime_family(regime)])]
     rows: dict[str, dict[str, str]] = {}
+
+    def shown(values: dict[str, dict[str, float]]) -> dict[str, str]:
+        return {t: f"{values[t][metric]:.1f}" if t in values and metric in values[t] else "" for t in tasks}
+
     if majority:
-        rows[MAJORITY] = {t: f"{majority[t][metric]:.1f}" if t in majority and metric in majority[t] else "" for t in tasks}
+        rows[MAJORITY] = shown(majority)
+        if constant and shown(constant) != rows[MAJORITY]:
+            rows[BEST_CONSTANT] = shown(constant)
     for method in _order(cells["method"], METHOD_ORDER):
         mine = cells[cells["method"] == method].set_index("task")
         rows[method] = {t: format_cell(mine.loc[t], min_seeds) if t in mine.index else "—" for t in tasks}
@@ -652,11 +663,11 @@ def group_sections(
         lines += [f"### {title}", "",
                   f"Runs: {status_line(full_group, plans.get(key, []))}. Budget: {budget or 'not recorded'}. "
                   f"Protocol: {protocol}.", "", *search_lines]
-        majority = majority_row(group)
+        majority, constant = majority_row(group), majority_row(group, of=best_constant_metrics)
         for metric, label in METRICS.items():
             cells = cell_stats(group, metric)
             all_cells.append(cells.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings, metric=metric))
-            table = wide_table(cells, reference, regime, metric, majority, MIN_SEEDS)
+            table = wide_table(cells, reference, regime, metric, majority, MIN_SEEDS, constant)
             lines += [f"**{label.capitalize()}** ({shown})", "", table.to_markdown(), ""]
         gains = gains_with_baselines(group, baseline)
         if not gains.empty:  # an empty frame's object columns would turn concat's floats to objects

@@ -12,6 +12,7 @@ from dp_bench.data.tasks import get_task
 from dp_bench.metrics import TaskMetrics
 from dp_bench.paired import (
     Scored,
+    best_constant_metrics,
     majority_metrics,
     official_metrics,
     paired_gain,
@@ -63,6 +64,21 @@ def test_multirc_resamples_whole_questions():
 def test_majority_of_the_evaluation_labels():
     p = {"label": [1, 1, 1, 0], "pred": [0, 0, 0, 0]}
     assert majority_metrics("rte", Scored.from_predictions("rte", p))["acc"] == pytest.approx(0.75)
+
+
+def test_the_best_constant_answer_can_beat_the_majority_class_on_an_f1_score():
+    # MultiRC: 3 of 7 options true (majority "false"), question 0 all true, 1 and 2 all false;
+    # F1a is over "true", EM per question, score their mean.
+    p = {"example_idx": list(range(7)), "group_idx": [0, 0, 0, 1, 1, 2, 2], "label": [1, 1, 1, 0, 0, 0, 0], "pred": [0] * 7}
+    scored = Scored.from_predictions("multirc", p)
+    majority, best = majority_metrics("multirc", scored), best_constant_metrics("multirc", scored)
+    assert majority["acc"] == best["acc"] == pytest.approx(4 / 7)  # accuracy: the majority is the best constant
+    assert majority["em"] == best["em"] == pytest.approx(2 / 3)  # always "false" gets two questions right
+    f1a_true = 2 * (3 / 7) / (1 + 3 / 7)  # always "true": precision 3/7, recall 1
+    assert majority["f1a"] == 0.0 and best["f1a"] == pytest.approx(f1a_true)
+    assert majority["score"] == pytest.approx(1 / 3) and best["score"] == pytest.approx((f1a_true + 1 / 3) / 2)
+    rte = Scored.from_predictions("rte", {"label": [1, 1, 1, 0], "pred": [0, 0, 0, 0]})
+    assert best_constant_metrics("rte", rte) == majority_metrics("rte", rte)
 
 
 def test_identical_methods_gain_nothing_with_a_zero_interval():

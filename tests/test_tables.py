@@ -64,6 +64,18 @@ def test_cell_mean_std_and_seed_count(runs):
     assert accuracy["mean"] == pytest.approx(69.0)
 
 
+def test_the_best_constant_answer_shows_only_where_it_beats_the_majority_class(runs):
+    frame, _ = tables.prepare(load_results(runs)[0])
+    group, reference = frame[frame["grid"] == "g"], tables.load_reference(Path("/nonexistent"))
+    majority = {"cb": {"score": 36.1, "acc": 50.0}, "rte": {"score": 52.7, "acc": 52.7}}
+    constant = {"cb": {"score": 36.1, "acc": 50.0}, "rte": {"score": 60.0, "acc": 52.7}}  # an F1 score's other answer
+    shown = {metric: tables.wide_table(tables.cell_stats(group, metric), reference, "full", metric, majority, 1, constant)
+             for metric in ("score", "acc")}
+    assert list(shown["score"].index[:2]) == [tables.MAJORITY, tables.BEST_CONSTANT]
+    assert shown["score"].loc[tables.BEST_CONSTANT, "rte"] == "60.0" and shown["score"].loc[tables.BEST_CONSTANT, "cb"] == "36.1"
+    assert tables.BEST_CONSTANT not in shown["acc"].index  # the same as the majority row: not repeated
+
+
 def test_status_line_says_which_machines_ran_the_runs(tmp_path):
     d = tmp_path / "runs"
     machines = [{"cpus": 16, "gpu": "NVIDIA H200"}, {"cpus": 16, "gpu": "NVIDIA H200"}, {"cpus": 2, "gpu": None}, None]
