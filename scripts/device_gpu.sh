@@ -24,9 +24,9 @@
 #   scripts/device_gpu.sh smollm2        joins the stashed SmolLM2 GGUF into .device/smollm2/
 #                                        and runs smollm2_fewshot_gpu
 #
-# One call carries 64 MiB with the tracked tree (48 MiB on 2026-12-04 evening, growing with the records), so
-# scripts/prepare_device.sh cuts each weights file into parts that fit beside the tree, one
-# folder per part under .device-parts/ (ignored). The calls, each carrying:
+# One call carries 64 MiB with the tracked tree (48 MiB on 2026-12-04 evening, growing with
+# the records), so scripts/prepare_device.sh cuts each weights file into parts that fit
+# beside the tree, one folder per part under .device-parts/ (ignored). The calls, each carrying:
 #   1..k.  .device-parts/minilm-<i>           stash .device-parts/minilm-<i>     (one call a part)
 #   k+1.   .device/whl .device/superglue .device/all-MiniLM-L6-v2-fp16/{config.json,
 #          tokenizer.json,tokenizer_config.json}
