@@ -94,8 +94,9 @@ CAPTION = (
     "task. Official score: CB mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy. "
     "Backbone signal: the first rows (`majority class`: always predicting val.jsonl's most "
     "frequent class; `best constant answer`, shown where it beats that: the best each metric gets "
-    "from always giving one answer, as MultiRC's F1a rewards always answering 'true'; `linear_probe`: a head on the frozen backbone; `fine_tuning`: every "
-    "weight trained, without dropout) show what the backbone can do on each task; a prompt method that does "
+    "from always giving one answer, as MultiRC's F1a rewards always answering 'true'; "
+    "`linear_probe`: a head on the frozen backbone; `fine_tuning`: every weight trained, "
+    "without dropout) show what the backbone can do on each task; a prompt method that does "
     "not beat them there has nothing to show."
 )
 PROTOCOLS = {
@@ -313,17 +314,18 @@ def gains_with_baselines(group: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*GAIN_COLUMNS, "baseline"])
 
 
-def majority_row(group: pd.DataFrame, of=majority_metrics) -> dict[str, dict[str, float]]:
-    """``{task: {metric: value ×100}}`` of always predicting the reported set's majority class
-    (``of=best_constant_metrics``: each metric's best constant answer)."""
-    out = {}
+def constant_rows(group: pd.DataFrame) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """``{task: {metric: value ×100}}`` of always predicting the reported set's majority class,
+    and of each metric's best constant answer, read from one finished run's predictions per task."""
+    majority, best = {}, {}
     for task, rows in group[group["status"] == "finished"].groupby("task"):
         for predictions in rows["predictions"]:
             scored = Scored.from_predictions(task, predictions) if isinstance(predictions, dict) else None
             if scored is not None:
-                out[task] = {k: v * 100 for k, v in of(task, scored).items()}
+                majority[task] = {k: v * 100 for k, v in majority_metrics(task, scored).items()}
+                best[task] = {k: v * 100 for k, v in best_constant_metrics(task, scored).items()}
                 break
-    return out
+    return majority, best
 
 
 def interval_shown(gains: pd.DataFrame) -> pd.Series:
@@ -364,8 +366,8 @@ def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric
                constant: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """Display table: a row per method (reference rows under matching ones), a column per task and avg.
 
-    ``majority`` (:func:`majority_row`) adds the majority-class row on top, and ``constant``
-    (the best constant answers) a row under it where one of them shows above the majority.
+    ``majority`` and ``constant`` (:func:`constant_rows`) add the majority-class row on top and
+    the best constant answers' row under it where one of them shows above the majority.
     """
     tasks = _order(set(cells["task"]) - {AVG}, TASK_ORDER) + [AVG]
     refs = reference[(reference["metric"] == metric) & reference["regime"].isin([regime, regime_family(regime)])]
@@ -663,7 +665,7 @@ def group_sections(
         lines += [f"### {title}", "",
                   f"Runs: {status_line(full_group, plans.get(key, []))}. Budget: {budget or 'not recorded'}. "
                   f"Protocol: {protocol}.", "", *search_lines]
-        majority, constant = majority_row(group), majority_row(group, of=best_constant_metrics)
+        majority, constant = constant_rows(group)
         for metric, label in METRICS.items():
             cells = cell_stats(group, metric)
             all_cells.append(cells.assign(**dict(zip(GROUP_KEYS, key, strict=True)), settings=settings, metric=metric))
