@@ -24,15 +24,17 @@
 #   scripts/device_gpu.sh smollm2        joins the stashed SmolLM2 GGUF into .device/smollm2/
 #                                        and runs smollm2_fewshot_gpu
 #
-# One call carries 64 MiB with the tracked tree (48 MiB on 2026-12-04 evening, growing with
-# the records), so scripts/prepare_device.sh cuts each weights file into parts that fit
-# beside the tree, one folder per part under .device-parts/ (ignored). The calls, each carrying:
+# One call carries 64 MiB with the tracked tree, counted as disk usage (55 MiB on 2026-12-04,
+# growing with the records), so scripts/prepare_device.sh cuts each weights file into parts
+# that fit beside the tree, one folder per part under .device-parts/ (ignored). The calls,
+# each carrying:
 #   1..k.  .device-parts/minilm-<i>           stash .device-parts/minilm-<i>     (one call a part)
-#   k+1.   .device/whl .device/superglue .device/all-MiniLM-L6-v2-fp16/{config.json,
-#          tokenizer.json,tokenizer_config.json}
+#   k+1.   .device/whl, the .device/superglue/<Task> (and .device/superglue/fewglue/<Task>)
+#          folders the grids read (all of .device/superglue, 9 MB, no longer fits),
+#          .device/all-MiniLM-L6-v2-fp16/{config.json,tokenizer.json,tokenizer_config.json}
 #                                             DP_BENCH_GIT_SHA=<sent commit> ... grids
 #   then   .device-parts/smollm2-<i>          stash .device-parts/smollm2-<i>    (one call a part)
-#   last.  .device/whl .device/whl-gguf .device/superglue
+#   last.  .device/whl .device/whl-gguf, the .device/superglue/<Task> folders it reads
 #                                             DP_BENCH_GIT_SHA=<sent commit> ... smollm2
 #   more.  (nothing)                          DP_BENCH_GIT_SHA=<sent commit> GRIDS=<grid> ... grids
 #          A grid longer than one call (10 minutes) goes on in further calls: first unpack the
