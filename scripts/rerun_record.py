@@ -2,9 +2,10 @@
 
 The acceptance test of a published number: the record's grid (``experiments/grids/<grid>.yaml``)
 gives the exact ``dp-bench fit`` command (``dp-bench grid --dry-run`` prints the same); only
-``--record.path`` changes, and W&B stays off. A record whose config departs from what the
-grid's files set now (``grid.config_departures``) is reported and not rerun. On CPU the
-reported metrics must match exactly; on a GPU within noise (cuDNN/cuBLAS kernels are not
+``--record.path`` changes, W&B stays off, and it runs under the record's thread counts and kernel
+pins (``machine.cpu.env``). A record whose config departs from what the grid's files set now
+(``grid.config_departures``) is reported and not rerun. On CPU the reported metrics must match
+exactly; on a GPU within noise (cuDNN/cuBLAS kernels are not
 bitwise deterministic).
 
     python scripts/rerun_record.py --out /tmp/repro results/runs/<grid>/<stem>.json ...
@@ -29,6 +30,7 @@ stay: each rerun's checkpoints (``checkpoints/<out folder name>/<stem>``, gigaby
 
 import argparse
 import contextlib
+import os
 import random
 import shutil
 import subprocess
@@ -109,7 +111,13 @@ for path in records:
     command = run.command()
     command[command.index("--record.path") + 1] = str(rerun_path)
     drop_checkpoints(rerun_path)  # an earlier rerun's into the same --out: not this run's to resume
-    code = subprocess.run([*command, "--trainer.logger=false", *args.fit_arg], check=False).returncode
+    # The record's thread counts and kernel pins (machine.ARITHMETIC_ENV, as it ran): a run made
+    # with OMP_NUM_THREADS=1 reruns with one thread whatever this shell's default.
+    pinned = (record.get("machine", {}).get("cpu") or {}).get("env") or {}
+    if pinned:
+        print(f"{path.name}: rerun with the record's {' '.join(f'{k}={v}' for k, v in sorted(pinned.items()))}")
+    code = subprocess.run([*command, "--trainer.logger=false", *args.fit_arg], check=False,
+                          env={**os.environ, **pinned}).returncode
     drop_checkpoints(rerun_path)  # the record is what is compared
     if code != 0 or not rerun_path.is_file():
         print(f"{path.name}: rerun failed (exit status {code})")

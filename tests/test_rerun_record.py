@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dp_bench.grid import expand, load_spec, run_grid
+from dp_bench.machine import ARITHMETIC_ENV
 from dp_bench.results import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,12 +31,18 @@ def test_a_cpu_record_rerun_on_its_own_machine_reproduces_exactly_and_says_so(tm
     }))
     spec, _ = load_spec(["--config", str(grids / "tiny.yaml")])
     (run,) = expand(spec)
+    for name in ARITHMETIC_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the record runs on one thread ...
     assert run_grid([run], out=lambda _: None)["done"] == 1, (run.record_path.parent / "logs" / f"{run.stem}.err").read_text()[-3000:]
-    assert read_record(run.record_path)["machine"]["cpu"]["fingerprint"]
+    machine = read_record(run.record_path)["machine"]
+    assert machine["cpu"]["fingerprint"] and machine["cpu"]["env"] == {"OMP_NUM_THREADS": "1"}
 
+    monkeypatch.delenv("OMP_NUM_THREADS")  # ... and its rerun too, whatever the shell's default
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "rerun_record.py"), "--grids", str(grids),
                            "--out", str(tmp_path / "rerun"), str(run.record_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{run.record_path.name}: rerun with the record's OMP_NUM_THREADS=1" in done.stdout
     assert f"{run.record_path.name}: reproduced exactly; same CPU arithmetic as the record's" in done.stdout
     assert "1 of 1 records reproduced exactly" in done.stdout
     assert (tmp_path / "rerun" / run.record_path.name).is_file()
