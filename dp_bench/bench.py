@@ -46,6 +46,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from dp_bench.machine import pinned_env
+
 SECTIONS = ("insertion", "features", "peft", "gpu")
 # Train-step methods each section compares (the first is the reference of its ratios).
 SECTION_METHODS = {
@@ -576,7 +578,7 @@ def markdown(record: dict) -> str:
     """The tables of one record (``dp-bench table`` can include the file as is)."""
     v, m = record["versions"], record["machine"]
     cfg = record["config"]
-    pinned = ((m.get("cpu") or {}).get("env")) or {}  # kernel pins change the arithmetic and the speed
+    pinned = pinned_env(m)  # kernel pins change the arithmetic and the speed
     pins = f" with {', '.join(f'{k}={val}' for k, val in sorted(pinned.items()))}" if pinned else ""
     lines = [
         f"# Cost benchmark: {record['name']}",

@@ -68,6 +68,12 @@ def cpu_identity(cpuinfo: str | None = None) -> dict[str, Any]:
     return identity
 
 
+def pinned_env(machine: dict[str, Any] | None) -> dict[str, str]:
+    """The ``ARITHMETIC_ENV`` variables a record's ``machine`` ran with (thread counts, kernel
+    pins); {} when none were set or the record predates them."""
+    return ((machine or {}).get("cpu") or {}).get("env") or {}
+
+
 def kernels_that_differ(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> list[str] | None:
     """The fingerprint's kernels whose bits differ between two records' ``machine`` dicts, plus
     ``"threads"`` when their thread counts do (the order of reductions); [] for the same CPU

@@ -5,8 +5,7 @@ gives the exact ``dp-bench fit`` command (``dp-bench grid --dry-run`` prints the
 ``--record.path`` changes, W&B stays off, and it runs under the record's thread counts and kernel
 pins (``machine.cpu.env``). A record whose config departs from what the grid's files set now
 (``grid.config_departures``) is reported and not rerun. On CPU the reported metrics must match
-exactly; on a GPU within noise (cuDNN/cuBLAS kernels are not
-bitwise deterministic).
+exactly; on a GPU within noise (cuDNN/cuBLAS kernels are not bitwise deterministic).
 
     python scripts/rerun_record.py --out /tmp/repro results/runs/<grid>/<stem>.json ...
 
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from dp_bench.backbones import resolve_backbone
 from dp_bench.grid import config_departures, run_of_record
-from dp_bench.machine import kernels_that_differ, machine_info
+from dp_bench.machine import kernels_that_differ, machine_info, pinned_env
 from dp_bench.results import (
     checkpoint_dir,
     first_difference,
@@ -113,7 +112,7 @@ for path in records:
     drop_checkpoints(rerun_path)  # an earlier rerun's into the same --out: not this run's to resume
     # The record's thread counts and kernel pins (machine.ARITHMETIC_ENV, as it ran): a run made
     # with OMP_NUM_THREADS=1 reruns with one thread whatever this shell's default.
-    pinned = (record.get("machine", {}).get("cpu") or {}).get("env") or {}
+    pinned = pinned_env(record.get("machine"))
     if pinned:
         print(f"{path.name}: rerun with the record's {' '.join(f'{k}={v}' for k, v in sorted(pinned.items()))}")
     code = subprocess.run([*command, "--trainer.logger=false", *args.fit_arg], check=False,
