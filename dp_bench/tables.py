@@ -88,7 +88,7 @@ CAPTION = (
     "validation set (val.jsonl), taken at the checkpoint that model selection picked (by "
     "`{monitor}`), not each metric's best epoch; each section states its selection protocol. "
     "Cells with fewer than {min_seeds} finished seeds show `too few seeds (n=k)`, not a number, "
-    "and gains over fewer than {min_seeds} seeds show no interval. "
+    "and gains over fewer than {min_seeds} seeds show no interval and no seed count for power. "
     "`failed (k)` / `interrupted (k)` count runs without a result, `—` means no run. `avg`: "
     "per seed the mean over the table's tasks, then mean ± std over the seeds that have every "
     "task. Official score: CB mean(acc, macro-F1), MultiRC mean(F1a, EM), otherwise accuracy. "
@@ -338,17 +338,22 @@ def interval_shown(gains: pd.DataFrame) -> pd.Series:
 
 
 def gains_markdown(gains: pd.DataFrame) -> str:
-    """The gains table as printed: interval as ``[low, high]`` (or "—", see :func:`interval_shown`), power as a seed count."""
+    """The gains table as printed: interval as ``[low, high]`` and power as a seed count, both "—" where
+    :func:`interval_shown` withholds the interval."""
     def seeds_needed(x: float) -> str:
         return "—" if math.isnan(x) else "∞" if math.isinf(x) else f"{int(x)}"
 
+    # The power figure rests on the spread of the per-seed differences: below MIN_SEEDS that
+    # spread is as unreliable as the interval the table already withholds.
+    shown_interval = interval_shown(gains)
     shown = pd.DataFrame({
         "method": gains["method"], "vs": gains["baseline"], "task": gains["task"], "seeds": gains["n"],
         "gain (points)": gains["gain_pts"].map(lambda x: f"{x:+.2f}"),
         "95% CI (seeds × examples)": [f"[{lo:+.2f}, {hi:+.2f}]" if show else "—" for lo, hi, show
-                                      in zip(gains["ci_low"], gains["ci_high"], interval_shown(gains), strict=True)],
+                                      in zip(gains["ci_low"], gains["ci_high"], shown_interval, strict=True)],
         "verdict": gains["verdict"],
-        "seeds for 80% power": gains["seeds_for_power"].map(seeds_needed),
+        "seeds for 80% power": [seeds_needed(x) if show else "—"
+                                for x, show in zip(gains["seeds_for_power"], shown_interval, strict=True)],
     })
     return shown.to_markdown(index=False)
 
