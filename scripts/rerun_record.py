@@ -22,7 +22,9 @@ departs), whether the record ran on the same CPU arithmetic as this machine
 thread count; the kernels that differ are named; unknown for records older than the
 fingerprint, which name their host only by its platform string), and which package versions
 differ from the record's (``make install`` pins the records' versions: constraints.txt); then
-how many records reproduced exactly; exit status 1 when a rerun fails. Only the rerun records
+how many records reproduced exactly, how many reruns failed and how many records were not rerun
+(no committed command makes them, or their backbone has no copy here); exit status 1 when a
+rerun fails or a record is not rerun. Only the rerun records
 stay: each rerun's checkpoints (``checkpoints/<out folder name>/<stem>``, gigabytes for a
 ``fine_tuning`` run) are deleted once it ends.
 """
@@ -85,7 +87,8 @@ def drop_checkpoints(rerun_path: Path) -> None:
         folder.parent.rmdir()
 
 
-failed = 0
+failed = 0  # reruns that exited with an error or wrote no record
+refused = 0  # records not rerun: no committed command makes them, or their backbone is not here
 # Records reproduced exactly, by what the record's machine shares with this one.
 WHERE = {True: "same CPU arithmetic as the record's", False: "other CPU arithmetic than the record's",
          None: "CPU arithmetic unknown (the record predates machine.cpu.fingerprint)", "GPU": "a GPU record: within noise is its test"}
@@ -93,18 +96,23 @@ exact = dict.fromkeys(WHERE, 0)
 records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
     record = read_record(path)
-    run = run_of_record(path, record, args.grids)
+    try:
+        run = run_of_record(path, record, args.grids)
+    except ValueError as err:  # no grid file, or one that plans no run writing this record
+        print(f"{path.name}: not rerun: {err}")
+        refused += 1
+        continue
     departures = config_departures(run, record.get("config") or {})
     if departures:  # the grid's files changed since the record: its command no longer makes it
-        print(f"{path.name}: the committed command no longer configures this record ({'; '.join(departures)})")
-        failed += 1
+        print(f"{path.name}: not rerun: the committed command no longer configures this record ({'; '.join(departures)})")
+        refused += 1
         continue
     try:
         resolve_backbone(run.backbone)  # a missing local copy fails here, before a fit is launched
     except ValueError as err:
-        print(f"{path.name}: {err}. The .device/ copies are not committed: scripts/prepare_device.sh saves "
+        print(f"{path.name}: not rerun: {err}. The .device/ copies are not committed: scripts/prepare_device.sh saves "
               "MiniLM in half precision; the grid file's header says the rest")
-        failed += 1
+        refused += 1
         continue
     rerun_path = args.out / path.name
     command = run.command()
@@ -147,5 +155,5 @@ for path in records:
     exact[where] += same
 print(f"{sum(exact.values())} of {len(records)} records reproduced exactly (every epoch's metrics and every prediction; "
       f"{exact[True]} on the same CPU arithmetic, {exact[False]} other, {exact[None]} unknown, {exact['GPU']} GPU); "
-      f"{failed} reruns failed")
-raise SystemExit(1 if failed else 0)
+      f"{failed} reruns failed; {refused} records not rerun")
+raise SystemExit(1 if failed or refused else 0)

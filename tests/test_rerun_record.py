@@ -47,3 +47,30 @@ def test_a_cpu_record_rerun_on_its_own_machine_reproduces_exactly_and_says_so(tm
     assert "1 of 1 records reproduced exactly" in done.stdout
     assert (tmp_path / "rerun" / run.record_path.name).is_file()
     assert not list((tmp_path / "checkpoints").glob("rerun/*"))  # a rerun's checkpoints are deleted
+
+
+def test_records_no_committed_command_makes_are_not_rerun_and_counted_apart_from_failures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    (grids / "tiny.yaml").write_text(json.dumps({
+        "name": "tiny", "tasks": ["cb"], "methods": ["prompt_tuning"], "seeds": [0], "regimes": ["full"],
+        "runs_dir": str(tmp_path / "runs"), "configs_dir": str(ROOT / "experiments"),
+        "overrides": {"data.max_length": 64},
+    }))
+    spec, _ = load_spec(["--config", str(grids / "tiny.yaml")])
+    (run,) = expand(spec)
+    run.record_path.parent.mkdir(parents=True)
+    departed = {"grid": "tiny", "status": "interrupted", "config": {"data": {"max_length": 128}}}
+    run.record_path.write_text(json.dumps(departed))  # made by another command than the grid's now
+    no_grid = tmp_path / "runs" / "gone.json"
+    no_grid.write_text(json.dumps({"grid": "deleted_grid", "status": "interrupted"}))
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "rerun_record.py"), "--grids", str(grids),
+                           "--out", str(tmp_path / "rerun"), str(run.record_path), str(no_grid)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr[-3000:]  # an audit that reran nothing does not pass
+    assert f"{run.record_path.name}: not rerun: the committed command no longer configures this record" in done.stdout
+    assert "data.max_length: the grid's files say 64, the record says 128" in done.stdout
+    assert "gone.json: not rerun:" in done.stdout and "'deleted_grid' has no file" in done.stdout
+    assert "0 reruns failed; 2 records not rerun" in done.stdout
+    assert not (tmp_path / "rerun").exists()
