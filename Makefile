@@ -37,7 +37,7 @@ test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 lint: install
-	$(BIN)/ruff check dp_bench tests
+	$(BIN)/ruff check dp_bench tests scripts
 
 table: install
 	$(BIN)/dp-bench table --readme README.md --tuned experiments/tuned
