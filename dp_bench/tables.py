@@ -68,14 +68,18 @@ NO_GRID = "(no grid)"
 MIN_SEEDS = 3  # a cell with fewer finished seeds is shown as such, not as a number
 MAJORITY = "majority class"
 BEST_CONSTANT = "best constant answer"
-GAIN_COLUMNS = ["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict", "sd_seed_pts", "seeds_for_power", "seeds"]
+GAIN_COLUMNS = ["method", "task", "n", "gain_pts", "ci_low", "ci_high", "verdict", "t_low", "t_high", "sd_seed_pts",
+                "seeds_for_power", "seeds"]
 DEEP_BASELINE = "p_tuning_v2"  # deep dynamic prompts are also compared with the static deep prompt
 SINGLE_TASK = "single-task"  # multitask runs are also compared with their methods' single-task runs
 SAME_PROTOCOL = "the same training protocol (epochs, input length, batch size, selection split, method config)"
 GAINS_NOTE = (
     "official score points; paired by seed and example; 95% bootstrap interval over seeds and examples; "
-    "a gain only where it excludes 0; seeds for 80% power: what a paired t-test at 5% would need for a "
-    "difference of this size"
+    "a gain only where it excludes 0; t over seeds: the paired Student t-interval of the per-seed "
+    "differences, training randomness alone with the examples held fixed (narrower than the bootstrap "
+    "where examples are few, as on CB; wider where 3 seeds disagree, since the bootstrap's seed level "
+    "then has 10 distinct resamples), so a verdict whose t-interval includes 0 rests on the bootstrap "
+    "alone; seeds for 80% power: what a paired t-test at 5% would need for a difference of this size"
 )
 REGIME_FAMILIES = (("full", "Full data"), ("few_shot", "Few-shot"), ("multitask", "Multitask"))
 FAMILY_GRIDS = {"full": "paper_full", "few_shot": "paper_fewshot", "multitask": "paper_multitask"}
@@ -261,12 +265,13 @@ def _paired_rows(method: str, mine: pd.DataFrame, base: pd.DataFrame, metric: st
         diffs = [(mine.loc[(task, s), metric] - base.loc[(task, s), metric]) * 100 for s in seeds]
         pairs = [(Scored.from_predictions(task, mine.loc[(task, s), "predictions"]),
                   Scored.from_predictions(task, base.loc[(task, s), "predictions"])) for s in seeds]
-        stats_ = {"ci_low": math.nan, "ci_high": math.nan, "sd_seed_pts": math.nan, "seeds_for_power": math.nan}
+        stats_ = dict.fromkeys(("ci_low", "ci_high", "t_low", "t_high", "sd_seed_pts", "seeds_for_power"), math.nan)
         if all(m is not None and b is not None for m, b in pairs) and metric == "score":
             stats_ = paired_gain(task, pairs, n_boot=n_boot)
         rows.append({"method": method, "task": task, "n": len(seeds), "gain_pts": float(np.mean(diffs)),
                      "ci_low": stats_["ci_low"], "ci_high": stats_["ci_high"],
                      "verdict": verdict(stats_["ci_low"], stats_["ci_high"]) if len(seeds) >= MIN_SEEDS else "too few seeds",
+                     "t_low": stats_["t_low"], "t_high": stats_["t_high"],
                      "sd_seed_pts": stats_["sd_seed_pts"], "seeds_for_power": stats_["seeds_for_power"],
                      "seeds": ",".join(map(str, seeds))})
     return rows
@@ -338,7 +343,7 @@ def interval_shown(gains: pd.DataFrame) -> pd.Series:
 
 
 def gains_markdown(gains: pd.DataFrame) -> str:
-    """The gains table as printed: interval as ``[low, high]`` and power as a seed count, both "—" where
+    """The gains table as printed: intervals as ``[low, high]`` and power as a seed count, each "—" where
     :func:`interval_shown` withholds the interval."""
     def seeds_needed(x: float) -> str:
         return "—" if math.isnan(x) else "∞" if math.isinf(x) else f"{int(x)}"
@@ -346,12 +351,16 @@ def gains_markdown(gains: pd.DataFrame) -> str:
     # The power figure rests on the spread of the per-seed differences: below MIN_SEEDS that
     # spread is as unreliable as the interval the table already withholds.
     shown_interval = interval_shown(gains)
+
+    def bracket(low: pd.Series, high: pd.Series) -> list[str]:
+        return [f"[{lo:+.2f}, {hi:+.2f}]" if show else "—" for lo, hi, show in zip(low, high, shown_interval, strict=True)]
+
     shown = pd.DataFrame({
         "method": gains["method"], "vs": gains["baseline"], "task": gains["task"], "seeds": gains["n"],
         "gain (points)": gains["gain_pts"].map(lambda x: f"{x:+.2f}"),
-        "95% CI (seeds × examples)": [f"[{lo:+.2f}, {hi:+.2f}]" if show else "—" for lo, hi, show
-                                      in zip(gains["ci_low"], gains["ci_high"], shown_interval, strict=True)],
+        "95% CI (seeds × examples)": bracket(gains["ci_low"], gains["ci_high"]),
         "verdict": gains["verdict"],
+        "95% t over seeds": bracket(gains["t_low"], gains["t_high"]),
         "seeds for 80% power": [seeds_needed(x) if show else "—"
                                 for x, show in zip(gains["seeds_for_power"], shown_interval, strict=True)],
     })

@@ -17,6 +17,7 @@ from dp_bench.paired import (
     official_metrics,
     paired_gain,
     seeds_for_power,
+    t_interval,
     verdict,
 )
 
@@ -100,6 +101,32 @@ def test_a_method_right_everywhere_the_baseline_is_gains_with_an_interval_above_
     assert 0 < gain["ci_low"] < gain["gain_pts"] < gain["ci_high"] and verdict(gain["ci_low"], gain["ci_high"]) == "gain"
     sd = np.std(points, ddof=1)
     assert gain["seeds_for_power"] == seeds_for_power(gain["gain_pts"], sd)
+    half = 4.302652729911275 * sd / np.sqrt(3)  # Student t, 2 degrees of freedom, 97.5%
+    assert (gain["t_low"], gain["t_high"]) == pytest.approx((np.mean(points) - half, np.mean(points) + half))
+
+
+def test_at_three_seeds_the_t_interval_is_wider_than_the_bootstraps_seed_level():
+    # Three seeds whose differences are 1, 2 and 3 points, on examples that the method and the
+    # baseline answer alike except for those points: the bootstrap's seed level spans little
+    # more than the three differences; the t-interval is 2 ± 4.30 / sqrt(3).
+    label = np.array([0, 1] * 500)
+    pairs = []
+    for wrong in (10, 20, 30):  # 1, 2, 3 points of 1000 examples
+        base = {"label": label.tolist(), "pred": label.tolist()}
+        pred = label.copy()
+        pred[:wrong] = 1 - pred[:wrong]
+        pairs.append((Scored.from_predictions("rte", base), Scored.from_predictions("rte", base | {"pred": pred.tolist()})))
+    gain = paired_gain("rte", pairs, n_boot=2000)
+    assert gain["gain_pts"] == pytest.approx(2.0) and gain["sd_seed_pts"] == pytest.approx(1.0)
+    assert verdict(gain["ci_low"], gain["ci_high"]) == "gain" and gain["ci_high"] < 3.5  # the bootstrap calls it a gain ...
+    half = 4.302652729911275 / np.sqrt(3)
+    assert (gain["t_low"], gain["t_high"]) == pytest.approx((2 - half, 2 + half))
+    assert gain["t_low"] < 0  # ... which the t-interval over seeds does not support
+
+
+def test_one_seed_has_no_t_interval():
+    low, high = t_interval(2.0, math.nan, 1)
+    assert math.isnan(low) and math.isnan(high)
 
 
 def test_seeds_share_the_example_resample_so_repeating_a_seed_adds_no_information():

@@ -151,7 +151,7 @@ def test_a_gain_with_too_few_seeds_prints_no_interval(tmp_path):
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[3] == "2" and float(cells[4]) == pytest.approx(50.0)
     assert gains["seeds_for_power"].iloc[0] == 2  # the same difference at both seeds ...
-    assert cells[5:8] == ["—", "too few seeds", "—"]  # ... but neither printed: 2 seeds' spread says little
+    assert cells[5:9] == ["—", "too few seeds", "—", "—"]  # ... but none printed: 2 seeds' spread says little
 
 
 def test_the_gain_plot_draws_no_whisker_below_three_seeds(tmp_path, monkeypatch):
