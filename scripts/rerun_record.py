@@ -87,6 +87,20 @@ def drop_checkpoints(rerun_path: Path) -> None:
         folder.parent.rmdir()
 
 
+def committed_run(path: Path, record: dict):
+    """The grid's run that makes this record, ready to rerun here; ValueError saying why not."""
+    run = run_of_record(path, record, args.grids)  # no grid file, or one that plans no run writing this record
+    departures = config_departures(run, record.get("config") or {})
+    if departures:  # the grid's files changed since the record: its command no longer makes it
+        raise ValueError(f"the committed command no longer configures this record ({'; '.join(departures)})")
+    try:
+        resolve_backbone(run.backbone)  # a missing local copy fails here, before a fit is launched
+    except ValueError as err:
+        raise ValueError(f"{err}. The .device/ copies are not committed: scripts/prepare_device.sh saves "
+                         "MiniLM in half precision; the grid file's header says the rest") from err
+    return run
+
+
 failed = 0  # reruns that exited with an error or wrote no record
 refused = 0  # records not rerun: no committed command makes them, or their backbone is not here
 # Records reproduced exactly, by what the record's machine shares with this one.
@@ -97,21 +111,9 @@ records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
     record = read_record(path)
     try:
-        run = run_of_record(path, record, args.grids)
-    except ValueError as err:  # no grid file, or one that plans no run writing this record
-        print(f"{path.name}: not rerun: {err}")
-        refused += 1
-        continue
-    departures = config_departures(run, record.get("config") or {})
-    if departures:  # the grid's files changed since the record: its command no longer makes it
-        print(f"{path.name}: not rerun: the committed command no longer configures this record ({'; '.join(departures)})")
-        refused += 1
-        continue
-    try:
-        resolve_backbone(run.backbone)  # a missing local copy fails here, before a fit is launched
+        run = committed_run(path, record)
     except ValueError as err:
-        print(f"{path.name}: not rerun: {err}. The .device/ copies are not committed: scripts/prepare_device.sh saves "
-              "MiniLM in half precision; the grid file's header says the rest")
+        print(f"{path.name}: not rerun: {err}")
         refused += 1
         continue
     rerun_path = args.out / path.name
