@@ -364,7 +364,11 @@ def gains_markdown(gains: pd.DataFrame) -> str:
         "seeds for 80% power": [seeds_needed(x) if show else "—"
                                 for x, show in zip(gains["seeds_for_power"], shown_interval, strict=True)],
     })
-    return shown.to_markdown(index=False)
+    # As formatted above: tabulate's number parsing would print "+0.60" as "0.6" and left-align
+    # a power column that is all "—"; counts and points stay right-aligned.
+    right = {"seeds", "gain (points)", "seeds for 80% power"}
+    return shown.to_markdown(index=False, disable_numparse=True,
+                             colalign=["right" if c in right else "left" for c in shown.columns])
 
 
 # ---------------------------------------------------------------- tables

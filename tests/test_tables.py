@@ -149,7 +149,7 @@ def test_a_gain_with_too_few_seeds_prints_no_interval(tmp_path):
     assert gains["ci_low"].iloc[0] > 0  # computed (and kept in gains.csv) ...
     row = tables.gains_markdown(gains).splitlines()[2]
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[3] == "2" and float(cells[4]) == pytest.approx(50.0)
+    assert cells[3] == "2" and cells[4] == "+50.00"  # signed, as formatted
     assert gains["seeds_for_power"].iloc[0] == 2  # the same difference at both seeds ...
     assert cells[5:9] == ["—", "too few seeds", "—", "—"]  # ... but none printed: 2 seeds' spread says little
 
