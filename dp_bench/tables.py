@@ -355,20 +355,23 @@ def gains_markdown(gains: pd.DataFrame) -> str:
     def bracket(low: pd.Series, high: pd.Series) -> list[str]:
         return [f"[{lo:+.2f}, {hi:+.2f}]" if show else "—" for lo, hi, show in zip(low, high, shown_interval, strict=True)]
 
-    shown = pd.DataFrame({
-        "method": gains["method"], "vs": gains["baseline"], "task": gains["task"], "seeds": gains["n"],
-        "gain (points)": gains["gain_pts"].map(lambda x: f"{x:+.2f}"),
-        "95% CI (seeds × examples)": bracket(gains["ci_low"], gains["ci_high"]),
-        "verdict": gains["verdict"],
-        "95% t over seeds": bracket(gains["t_low"], gains["t_high"]),
-        "seeds for 80% power": [seeds_needed(x) if show else "—"
-                                for x, show in zip(gains["seeds_for_power"], shown_interval, strict=True)],
-    })
+    # (title, cells, alignment) in one place, so a renamed column keeps its alignment.
+    columns = [
+        ("method", gains["method"], "left"),
+        ("vs", gains["baseline"], "left"),
+        ("task", gains["task"], "left"),
+        ("seeds", gains["n"].astype(str), "right"),
+        ("gain (points)", gains["gain_pts"].map(lambda x: f"{x:+.2f}"), "right"),
+        ("95% CI (seeds × examples)", bracket(gains["ci_low"], gains["ci_high"]), "left"),
+        ("verdict", gains["verdict"], "left"),
+        ("95% t over seeds", bracket(gains["t_low"], gains["t_high"]), "left"),
+        ("seeds for 80% power", [seeds_needed(x) if show else "—"
+                                 for x, show in zip(gains["seeds_for_power"], shown_interval, strict=True)], "right"),
+    ]
+    shown = pd.DataFrame({title: list(cells) for title, cells, _ in columns})
     # As formatted above: tabulate's number parsing would print "+0.60" as "0.6" and left-align
     # a power column that is all "—"; counts and points stay right-aligned.
-    right = {"seeds", "gain (points)", "seeds for 80% power"}
-    return shown.to_markdown(index=False, disable_numparse=True,
-                             colalign=["right" if c in right else "left" for c in shown.columns])
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=[align for _, _, align in columns])
 
 
 # ---------------------------------------------------------------- tables
