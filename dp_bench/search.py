@@ -175,8 +175,9 @@ def search_flags(grid: str, grids_dir: str | Path = "experiments/grids") -> dict
 
 
 def choice_entries(choices: pd.DataFrame, flags: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``{task: {method: {chosen, flags, selection_score_pct}}}`` for one table's choices."""
+    """``{task: {method: {chosen, flags, selection_score_pct[, under_way][, not_run]}}}`` for one table's choices."""
     tuned: dict[str, dict[str, Any]] = {}
+    every_setting = sorted(set(choices["setting"]))  # of the table, as waiting_settings counts them
     for (run_task, method), cell in choices.groupby(["run_task", "method"], sort=True):
         winner = cell[cell["chosen"]]
         entry: dict[str, Any] = {"chosen": label(winner["setting"].iloc[0]) if len(winner) else None}
@@ -185,8 +186,13 @@ def choice_entries(choices: pd.DataFrame, flags: dict[str, dict[str, Any]]) -> d
         entry["selection_score_pct"] = {
             label(r.setting): round(r.selection_mean_pct, 2) for r in cell.itertuples() if r.n
         }
-        if not cell["in_search"].all():  # scores so far, not yet compared (searched_settings)
-            entry["under_way"] = [label(s) for s in cell.loc[~cell["in_search"], "setting"]]
+        # Settings of the search not yet compared (searched_settings): begun, or without a run yet.
+        waiting = cell[~cell["in_search"]]
+        if (waiting["n"] > 0).any():
+            entry["under_way"] = [label(s) for s in waiting.loc[waiting["n"] > 0, "setting"]]
+        begun = set(cell.loc[cell["n"] > 0, "setting"])
+        if not_run := [label(s) for s in every_setting if s not in begun]:
+            entry["not_run"] = not_run
         tuned.setdefault(run_task, {})[method] = entry
     return tuned
 
@@ -212,6 +218,11 @@ def write_choices(tables: dict[str, pd.DataFrame], grid: str, out_dir: str | Pat
         "# choice, add its flags to the method's `dp-bench fit` command (none: the method as configured).",
         "# selection_score_pct: mean selection-split score x100 of each setting.",
     ]
+    if any(waiting_settings(choices) for choices in tables.values()):
+        header += [
+            "# under_way / not_run: settings of the search not yet part of the choice, because not every",
+            "# method has run every seed of them: this method has runs of them so far / none yet.",
+        ]
     path = Path(out_dir) / f"{grid}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(header) + "\n" + yaml.safe_dump(tuned, sort_keys=False, allow_unicode=True))

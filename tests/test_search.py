@@ -149,6 +149,7 @@ def test_a_search_under_way_is_not_a_choice_until_every_method_has_run_it(runs, 
     tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
     assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale0.3"]
     assert "under_way" not in tuned["cb"]["adap_ins_pos"]
+    assert tuned["rte"]["prompt_tuning"]["not_run"] == ["lr_scale0.3", "lr_scale3.0"]
     # the CSVs label the chosen numbers as from a search not yet finished
     cells = pd.read_csv(tmp_path / "out" / "cells.csv")
     assert set(cells.loc[cells["grid"] == "g", "settings"]) == {"tuned, search under way", "as configured"}
@@ -171,6 +172,7 @@ def test_a_setting_the_grid_file_plans_but_no_run_has_reached_keeps_the_search_u
 
     text, labels = render(None)  # without the grid file only the records speak: a finished search
     assert "Not yet part of the choice" not in text and labels == {"tuned", "as configured"}
+    assert "not_run" not in (tmp_path / "tuned" / "g.yaml").read_text()  # nor its header line
     text, labels = render(grids)
     assert "settings `as configured`, `lr_scale0.3`, `lr_scale3.0`," in text
     assert "Not yet part of the choice" in text and "cb `lr_scale3.0`." in text
@@ -178,7 +180,9 @@ def test_a_setting_the_grid_file_plans_but_no_run_has_reached_keeps_the_search_u
     assert labels == {"tuned, search under way", "as configured"}
     tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
     assert tuned["cb"]["prompt_tuning"]["chosen"] == "as configured"  # 62.0 over lr_scale0.3's 52.0
-    assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale3.0"]
+    assert tuned["cb"]["prompt_tuning"]["not_run"] == ["lr_scale3.0"]  # no record of it: not "under way"
+    assert "# under_way / not_run:" in (tmp_path / "tuned" / "g.yaml").read_text()
+    assert "under_way" not in tuned["cb"]["prompt_tuning"]
 
 
 def test_a_grid_file_that_plans_a_search_no_run_has_reached_reports_it_under_way(tmp_path):
@@ -195,4 +199,5 @@ def test_a_grid_file_that_plans_a_search_no_run_has_reached_reports_it_under_way
     assert set(pd.read_csv(tmp_path / "out" / "cells.csv")["settings"]) == {"tuned, search under way", "as configured"}
     tuned = yaml.safe_load((tmp_path / "tuned" / "g.yaml").read_text())
     assert tuned["cb"]["prompt_tuning"]["chosen"] == "as configured"
-    assert tuned["cb"]["prompt_tuning"]["under_way"] == ["lr_scale0.3", "lr_scale3.0"]
+    assert tuned["cb"]["prompt_tuning"]["not_run"] == ["lr_scale0.3", "lr_scale3.0"]
+    assert "under_way" not in tuned["cb"]["prompt_tuning"]
