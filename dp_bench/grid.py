@@ -4,7 +4,7 @@
 regimes x backbones (x search settings) into runs, each exactly the ``dp-bench fit`` command that
 ``--dry-run`` prints, and runs every one in its own Python process, so a crash or an
 out-of-memory kill ends that run only. Each run's record path is deterministic
-(``<runs_dir>/<grid>/<task>__<method>__<regime>__<backbone>__s<seed>[__<setting>].json``), which makes
+(``<runs_dir>/<grid>/<task>__<method>__<regime>__<backbone>__s<seed>[__<setting>].json.gz``), which makes
 the grid resumable (finished runs are skipped, interrupted ones redone or resumed from
 their last checkpoint) and shardable (``--shard i/n`` takes runs i, i+n, ...), the way
 peft's ``method_comparison`` keeps one result file per experiment.
@@ -34,7 +34,9 @@ from dp_bench.results import (
     SCHEMA_VERSION,
     checkpoint_dir,
     read_record,
+    record_files,
     record_status,
+    record_stem,
     write_json_atomic,
 )
 
@@ -180,7 +182,7 @@ class Run:
 
     @property
     def stem(self) -> str:
-        return self.record_path.stem
+        return record_stem(self.record_path)
 
     @property
     def checkpoint(self) -> Path:
@@ -256,16 +258,22 @@ def run_of_record(path: str | Path, record: dict[str, Any], grids_dir: str | Pat
     grid_file = Path(grids_dir) / f"{record.get('grid')}.yaml"
     if not grid_file.is_file():
         raise ValueError(f"{path}: its grid {record.get('grid')!r} has no file {grid_file}")
-    run = _runs_by_record(grid_file.resolve(), Path.cwd()).get(Path(path).resolve())
+    run = _runs_by_record(grid_file.resolve(), Path.cwd()).get(record_key(path))
     if run is None:
         raise ValueError(f"{path}: {grid_file} plans no run that writes this record")
     return run
 
 
+def record_key(path: str | Path) -> Path:
+    """A record's absolute path less its suffix: the same for ``<stem>.json.gz`` and a ``<stem>.json``
+    copy of it (a record saved uncompressed still names its run)."""
+    return Path(path).resolve().parent / record_stem(path)
+
+
 @functools.cache  # a grid file is read once per process, not once per record
 def _runs_by_record(grid_file: Path, cwd: Path) -> dict[Path, Run]:
-    """The grid's runs by their record's absolute path (a grid names its records relative to ``cwd``)."""
-    return {run.record_path.resolve(): run for run in planned_runs(grid_file)}
+    """The grid's runs by :func:`record_key` (a grid names its records relative to ``cwd``)."""
+    return {record_key(run.record_path): run for run in planned_runs(grid_file)}
 
 
 def backbone_short(backbone: str) -> str:
@@ -308,7 +316,7 @@ def expand(spec: GridSpec) -> list[Run]:
                 args += (*setting_args, f"--record.setting={label}")
             runs.append(Run(
                 grid=spec.name, tasks=tasks, method=method, regime=regime, backbone=backbone, seed=seed,
-                configs=tuple(files), extra_args=args, record_path=Path(spec.runs_dir) / spec.name / f"{stem}.json",
+                configs=tuple(files), extra_args=args, record_path=Path(spec.runs_dir) / spec.name / f"{stem}.json.gz",
                 setting=label,
             ))
     clashes = sorted(stem for stem, n in Counter(r.stem for r in runs).items() if n > 1)
@@ -441,6 +449,13 @@ def check_backbones(runs: Sequence[Run], retry_failed: bool) -> None:
         resolve_backbone(backbone)
 
 
+def uncompressed_records(runs: Sequence[Run]) -> list[Path]:
+    """The runs' records saved as plain ``<stem>.json`` (grids wrote those before 2026-12-06) where
+    their ``<stem>.json.gz`` is missing: the grid reads only the latter, and would run them again."""
+    plain = [run.record_path.with_name(f"{run.stem}.json") for run in runs if not run.record_path.exists()]
+    return [path for path in plain if path.is_file()]
+
+
 def run_grid(
     runs: Sequence[Run], retry_failed: bool = False, dry_run: bool = False,
     runner: Runner = run_subprocess, out: Callable[[str], None] = print,
@@ -526,6 +541,12 @@ def main(argv: list[str] | None = None, runner: Runner = run_subprocess) -> int:
         print(f"dp-bench grid: error: {err}", file=sys.stderr)
         return 2
     mine = shard(runs, index, count)
+    plain = uncompressed_records(mine)
+    if plain:
+        print(f"dp-bench grid: error: {len(plain)} records of this grid are uncompressed ({plain[0]}, ...): "
+              f"`python scripts/reformat_records.py --compress {plain[0].parent}` compresses them, values unchanged; "
+              "the grid reads <stem>.json.gz and would otherwise run them again", file=sys.stderr)
+        return 2
     print(f"grid {spec.name}: {len(runs)} runs, shard {index}/{count} has {len(mine)}; records in {Path(spec.runs_dir) / spec.name}")
     if not cfg.dry_run:
         try:

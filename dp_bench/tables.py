@@ -41,7 +41,7 @@ import pandas as pd  # noqa: E402
 
 from dp_bench.grid import Run, expected_identity, planned_runs  # noqa: E402
 from dp_bench.paired import Scored, best_constant_metrics, majority_metrics, paired_gain, verdict  # noqa: E402
-from dp_bench.results import DECISIONS, load_results  # noqa: E402
+from dp_bench.results import DECISIONS, load_results, record_stem  # noqa: E402
 from dp_bench.search import (  # noqa: E402
     AS_CONFIGURED,
     choices_table,
@@ -423,7 +423,7 @@ def status_line(group: pd.DataFrame, planned: list[Run] = ()) -> str:
     runs = group.drop_duplicates("file")
     counts = runs["status"].value_counts()
     statuses = ", ".join(f"{counts[s]} {s}" for s in ("finished", "failed", "interrupted") if s in counts)
-    recorded = {Path(f).stem for f in runs["file"]}
+    recorded = {record_stem(f) for f in runs["file"]}
     missing = [r for r in planned if r.stem not in recorded]
     if missing:
         absent = _order({r.method for r in missing} - set(runs["method"]), METHOD_ORDER)

@@ -9,12 +9,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from dp_bench.results import read_json_text, record_files
+
 folders = [Path(a) for a in sys.argv[1:] if not a.startswith("--")]
 counts: Counter = Counter()
-for path in (p for folder in folders for p in folder.glob("*.json")):
+for path in (p for folder in folders for p in record_files(folder, recursive=False)):
     try:
-        counts[(path.parent.name, json.loads(path.read_text()).get("status", "?"))] += 1
-    except (OSError, ValueError):
+        counts[(path.parent.name, json.loads(read_json_text(path)).get("status", "?"))] += 1
+    except (OSError, EOFError, ValueError):
         counts[(path.parent.name, "unreadable")] += 1
 if "--by-status" in sys.argv:
     for (grid, status), n in sorted(counts.items()):

@@ -7,13 +7,13 @@ pins (``machine.cpu.env``). A record whose config departs from what the grid's f
 (``grid.config_departures``) is reported and not rerun. On CPU the reported metrics must match
 exactly; on a GPU within noise (cuDNN/cuBLAS kernels are not bitwise deterministic).
 
-    python scripts/rerun_record.py --out /tmp/repro results/runs/<grid>/<stem>.json ...
+    python scripts/rerun_record.py --out /tmp/repro results/runs/<grid>/<stem>.json.gz ...
 
 An audit rather than a chosen example: ``--draw N --seed S`` reruns N of the given records
 drawn at random, among the finished ones that ran on this kind of machine (and, with
 ``--max-wall-s``, took at most that long, so that the draw fits a session):
 
-    python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json
+    python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json.gz
 
 Prints one line per record and reported metric: recorded, rerun, difference; then whether it
 reproduced exactly (every epoch's validation metrics and every prediction; else where it first

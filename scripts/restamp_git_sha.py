@@ -12,7 +12,7 @@ fields changes; the old values stay under ``provenance`` for anyone who audits.
 import argparse
 from pathlib import Path
 
-from dp_bench.results import read_record, write_json_atomic
+from dp_bench.results import read_record, record_files, write_json_atomic
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--sha", required=True, help="the commit whose tree ran")
@@ -21,7 +21,7 @@ parser.add_argument("--why", required=True, help="the evidence, kept in each rec
 parser.add_argument("folders", nargs="+", type=Path)
 args = parser.parse_args()
 changed = 0
-for path in sorted(p for folder in args.folders for p in folder.glob("*.json")):
+for path in sorted(p for folder in args.folders for p in record_files(folder, recursive=False)):
     record = read_record(path)
     if record.get("git_sha") != args.was:
         continue

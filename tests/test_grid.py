@@ -11,7 +11,7 @@ import pytest
 
 from dp_bench import grid
 from dp_bench.grid import GridSpec, expand, parse_shard, run_grid, shard
-from dp_bench.results import read_record, write_json_atomic
+from dp_bench.results import read_record, record_stem, write_json_atomic
 from tests.test_results import make_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def test_expand_is_the_cartesian_product(tmp_path):
     assert combos == set(itertools.product(["cb", "rte"], s.methods, [0, 1, 2], ["full", "few_shot"], s.backbones))
     assert len({r.record_path for r in runs}) == len(runs)
     first = runs[0]
-    assert first.record_path == Path(s.runs_dir) / "t" / "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json"
+    assert first.record_path == Path(s.runs_dir) / "t" / "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json.gz"
     assert any(r.stem == "rte__adap_ins_pos__few_shot__other__s2" for r in runs)  # backbone short name
 
 
@@ -50,7 +50,7 @@ def test_command_composes_configs_then_identity_then_overrides(tmp_path):
     tail = cmd[cmd.index("--seed_everything"):]
     assert tail == [
         "--seed_everything", "0", "--model.backbone", "all-MiniLM-L6-v2",
-        "--record.path", str(Path(s.runs_dir) / "t" / "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json"),
+        "--record.path", str(Path(s.runs_dir) / "t" / "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json.gz"),
         "--record.grid", "t", "--data.limit_train_examples=64", "--trainer.enable_progress_bar=false",
         "--data.few_shot_source=sample",
     ]
@@ -146,9 +146,12 @@ def test_run_of_record_finds_the_planned_run_or_says_why_not(tmp_path, monkeypat
     grids = tmp_path / "grids"
     grids.mkdir()
     (grids / "t.yaml").write_text(f"name: t\ntasks: [cb]\nmethods: [prompt_tuning]\nseeds: [0]\nconfigs_dir: {EXPERIMENTS}\n")
-    planned = tmp_path / "results/runs/t/cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json"
+    planned = tmp_path / "results/runs/t/cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json.gz"
     write_json_atomic(planned, make_record(grid="t"))
-    assert grid.run_of_record(planned, read_record(planned), grids).stem == planned.stem
+    assert grid.run_of_record(planned, read_record(planned), grids).record_path.resolve() == planned
+    plain = planned.with_name("cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json")  # the same record, uncompressed
+    write_json_atomic(plain, make_record(grid="t"))
+    assert grid.run_of_record(plain, read_record(plain), grids).record_path.resolve() == planned
     stray = planned.with_name("cb__prompt_tuning__full__all-MiniLM-L6-v2__s7.json")
     write_json_atomic(stray, make_record(grid="t", seed=7))
     with pytest.raises(ValueError, match="plans no run"):
@@ -209,15 +212,15 @@ class FakeRunner:
 
     def __call__(self, command: list[str], stdout: Path, stderr: Path) -> int:
         path = Path(command[command.index("--record.path") + 1])
-        self.calls.append((path.stem, command))
+        self.calls.append((record_stem(path), command))
         during = read_record(path)
         assert during["status"] == "interrupted"  # the grid marked the run as started
         stderr.parent.mkdir(parents=True, exist_ok=True)
-        outcome = self.outcomes.get(path.stem, "finished")
+        outcome = self.outcomes.get(record_stem(path), "finished")
         if outcome == "crash":  # died before writing a record (bad config, OOM kill, ...)
             stderr.write_text("Traceback (most recent call last):\n  ...\nValueError: data.tasks: no train.jsonl\n")
             return 1
-        task, method, regime, backbone, seed = path.stem.split("__")
+        task, method, regime, backbone, seed = record_stem(path).split("__")
         record = make_record(task, method, int(seed[1:]), scores={task: 0.5}, status=outcome, grid="t", regime=regime)
         write_json_atomic(path, record)
         return 0 if outcome == "finished" else 1
@@ -313,7 +316,7 @@ def test_dry_run_lists_states_and_commands(tmp_path, capsys):
         "overrides": {"trainer.max_epochs": 2},
     }))
     runs_dir = tmp_path / "runs" / "t"
-    write_json_atomic(runs_dir / "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json", make_record(scores={"cb": 0.5}))
+    write_json_atomic(runs_dir / "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json.gz", make_record(scores={"cb": 0.5}))
 
     def no_run(*args):
         raise AssertionError("a dry run ran something")
@@ -326,7 +329,27 @@ def test_dry_run_lists_states_and_commands(tmp_path, capsys):
     assert "todo" in lines[3] and "cb__adap_ins_pos__full" in lines[3]
     assert "dp_bench.cli fit --config" in lines[4] and "--trainer.max_epochs=2" in lines[4]
     assert lines[-1] == "1 done; 1 todo"
-    assert not (runs_dir / "cb__adap_ins_pos__full__all-MiniLM-L6-v2__s0.json").exists()
+    assert not (runs_dir / "cb__adap_ins_pos__full__all-MiniLM-L6-v2__s0.json.gz").exists()
+
+
+def test_grid_refuses_records_it_would_not_see(tmp_path, capsys):
+    """A record saved as plain .json (grids before 2026-12-06) is not the .json.gz the grid reads:
+    the grid says how to compress it instead of running the run again."""
+    config = tmp_path / "g.yaml"
+    config.write_text(json.dumps({"name": "t", "tasks": ["cb"], "methods": ["prompt_tuning"], "seeds": [0],
+                                  "runs_dir": str(tmp_path / "runs"), "configs_dir": str(EXPERIMENTS)}))
+    plain = tmp_path / "runs" / "t" / "cb__prompt_tuning__full__all-MiniLM-L6-v2__s0.json"
+    write_json_atomic(plain, make_record(scores={"cb": 0.5}))
+
+    def no_run(*args):
+        raise AssertionError("the grid ran a run it has a record of")
+
+    assert grid.main(["--config", str(config)], runner=no_run) == 2
+    err = capsys.readouterr().err
+    assert str(plain) in err and f"reformat_records.py --compress {plain.parent}" in err
+    compressed = plain.with_name(plain.name + ".gz")
+    write_json_atomic(compressed, make_record(scores={"cb": 0.5}))  # both: the grid reads the .json.gz
+    assert grid.main(["--config", str(config)], runner=no_run) == 0
 
 
 def test_main_runs_one_shard_and_reports_failure(tmp_path, capsys):

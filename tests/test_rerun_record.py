@@ -11,7 +11,7 @@ import pytest
 
 from dp_bench.grid import expand, load_spec, run_grid
 from dp_bench.machine import ARITHMETIC_ENV
-from dp_bench.results import read_record
+from dp_bench.results import read_record, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def test_records_no_committed_command_makes_are_not_rerun_and_counted_apart_from
     (run,) = expand(spec)
     run.record_path.parent.mkdir(parents=True)
     departed = {"grid": "tiny", "status": "interrupted", "config": {"data": {"max_length": 128}}}
-    run.record_path.write_text(json.dumps(departed))  # made by another command than the grid's now
+    write_json_atomic(run.record_path, departed)  # made by another command than the grid's now
     no_grid = tmp_path / "runs" / "gone.json"
     no_grid.write_text(json.dumps({"grid": "deleted_grid", "status": "interrupted"}))
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "rerun_record.py"), "--grids", str(grids),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -99,6 +100,22 @@ def test_write_json_atomic_killed_writer_leaves_no_half_file(tmp_path):
     assert leftovers and all(p.name.startswith(".") for p in leftovers)  # hidden temp file only
     frame, problems = load_results(tmp_path)  # ... which readers skip
     assert problems == [] and list(frame["file"]) == [str(target)]
+
+
+def test_gz_records_are_gzip_compressed_json_that_reads_back(tmp_path):
+    record = make_record(scores={"cb": 0.5})
+    plain, packed = write_json_atomic(tmp_path / "r.json", record), write_json_atomic(tmp_path / "s.json.gz", record)
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()  # the same text, compressed
+    assert packed.stat().st_size < plain.stat().st_size
+    assert write_json_atomic(tmp_path / "t.json.gz", record).read_bytes() == packed.read_bytes()  # no timestamp inside
+    assert read_record(packed) == read_record(plain) == json.loads(json.dumps(record))
+    frame, problems = load_results(tmp_path)
+    assert problems == [] and sorted(Path(f).name for f in frame["file"]) == ["r.json", "s.json.gz", "t.json.gz"]
+    assert [results.record_stem(p) for p in results.record_files(tmp_path)] == ["r", "s", "t"]
+    assert results.checkpoint_dir(tmp_path / "g" / "s.json.gz") == results.checkpoint_dir(tmp_path / "g" / "s.json")
+    (tmp_path / "cut.json.gz").write_bytes(packed.read_bytes()[:-9])  # a half-copied file
+    with pytest.raises(ValueError, match="cut.json.gz"):
+        read_record(tmp_path / "cut.json.gz")
 
 
 def test_read_record_names_the_file(tmp_path):
