@@ -24,8 +24,9 @@
 #   scripts/device_gpu.sh smollm2        joins the stashed SmolLM2 GGUF into .device/smollm2/
 #                                        and runs smollm2_fewshot_gpu
 #
-# One call carries 64 MiB with the tracked tree, counted as disk usage (55 MiB on 2026-12-04,
-# growing with the records), so scripts/prepare_device.sh cuts each weights file into parts
+# One call carries 64 MiB with the tracked tree, counted as disk usage (25 MiB on 2026-12-06,
+# once grid records were gzip-compressed; 59 MiB before, which left no room), growing with the
+# records, so scripts/prepare_device.sh cuts each weights file into parts
 # that fit beside the tree, one folder per part under .device-parts/ (ignored). The calls,
 # each carrying:
 #   1..k.  .device-parts/minilm-<i>           stash .device-parts/minilm-<i>     (one call a part)
@@ -51,7 +52,7 @@ GRIDS=${GRIDS:-fewshot}
 read -r -a GRID_FLAGS <<< "${GRID_ARGS:-}"  # an array: no glob expansion of [..]
 DETERMINISM=${DETERMINISM:-}
 BENCH=${BENCH:-}
-REPRO=${REPRO:-results/runs/paper_fewshot_gpu/cb__prompt_tuning__few_shot__all-MiniLM-L6-v2-fp16__s0.json results/runs/paper_fewshot_gpu/cb__adap_ins_pos__few_shot__all-MiniLM-L6-v2-fp16__s0.json}
+REPRO=${REPRO:-results/runs/paper_fewshot_gpu/cb__prompt_tuning__few_shot__all-MiniLM-L6-v2-fp16__s0.json.gz results/runs/paper_fewshot_gpu/cb__adap_ins_pos__few_shot__all-MiniLM-L6-v2-fp16__s0.json.gz}
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 DP_BENCH_DATA=$PWD/.device/superglue WANDB_MODE=disabled
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 
@@ -94,9 +95,9 @@ compare_deterministic() {
   python3 - /tmp/det-a /tmp/det-b /tmp/det-n <<'PY'
 import sys
 from pathlib import Path
-from dp_bench.results import first_difference, read_record
+from dp_bench.results import first_difference, read_record, record_files
 a, b, n = map(Path, sys.argv[1:])
-for path in sorted(a.glob("*.json")):
+for path in record_files(a):
     other, plain = b / path.name, n / path.name
     if not other.is_file():
         print(f"{path.name}: the second deterministic rerun has no record"); continue

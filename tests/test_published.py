@@ -18,10 +18,10 @@ import pytest
 
 from dp_bench import tables
 from dp_bench.grid import config_departures, run_of_record
-from dp_bench.results import read_record, record_status
+from dp_bench.results import read_record, record_files, record_status
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDS = sorted((ROOT / "results" / "runs").glob("*/*.json"))
+RECORDS = record_files(ROOT / "results" / "runs")
 
 
 def uncommitted_records() -> list[str]:
