@@ -34,7 +34,6 @@ from dp_bench.results import (
     SCHEMA_VERSION,
     checkpoint_dir,
     read_record,
-    record_files,
     record_status,
     record_stem,
     write_json_atomic,
