@@ -118,6 +118,20 @@ def test_gz_records_are_gzip_compressed_json_that_reads_back(tmp_path):
         read_record(tmp_path / "cut.json.gz")
 
 
+def test_reformat_records_compresses_plain_records_values_unchanged(tmp_path):
+    folder = tmp_path / "runs" / "g"
+    record = make_record(scores={"cb": 0.5})
+    plain = write_json_atomic(folder / "a.json", record)
+    text = plain.read_text()
+    write_json_atomic(folder / "b.json", record)
+    write_json_atomic(folder / "b.json.gz", record)  # both forms of one run: neither is touched
+    script = Path(__file__).resolve().parents[1] / "scripts" / "reformat_records.py"
+    done = subprocess.run([sys.executable, str(script), "--compress", str(tmp_path / "runs")], capture_output=True, text=True)
+    assert done.returncode == 1 and "1 compressed" in done.stdout and "b.json (its compressed copy" in done.stdout
+    assert not plain.exists() and gzip.decompress((folder / "a.json.gz").read_bytes()).decode() == text
+    assert (folder / "b.json").exists()
+
+
 def test_read_record_names_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"task": ')
