@@ -1,6 +1,6 @@
 """The published results hold what the acceptance of issue 7 promises, checked on the committed files.
 
-Every record under ``results/runs/`` traces to a committed command (its grid file plans it and
+Every record under ``results/runs/`` and ``results/pinned/`` traces to a committed command (its grid file plans it and
 configures what the record holds), and ``results/tables/``, ``experiments/tuned/`` and the
 README's tables are exactly what ``make table`` writes from those records. Whether a record's
 numbers come back when its command is rerun is ``scripts/rerun_record.py``'s audit (minutes a
@@ -21,13 +21,14 @@ from dp_bench.grid import config_departures, run_of_record
 from dp_bench.results import read_record, record_files, record_status
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDS = record_files(ROOT / "results" / "runs")
+# results/pinned holds tests of reproduction that no table reads; their records trace to grids too.
+RECORDS = [*record_files(ROOT / "results" / "runs"), *record_files(ROOT / "results" / "pinned")]
 
 
 def uncommitted_records() -> list[str]:
-    """Files under results/runs/ that git does not have as committed: a user's own runs."""
+    """Files under results/runs/ (or results/pinned/) that git does not have as committed: a user's own runs."""
     try:
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "results/runs"],
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "results/runs", "results/pinned"],
                                 cwd=ROOT, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: check what is there
         return []
