@@ -212,15 +212,16 @@ class FakeRunner:
 
     def __call__(self, command: list[str], stdout: Path, stderr: Path) -> int:
         path = Path(command[command.index("--record.path") + 1])
-        self.calls.append((record_stem(path), command))
+        stem = record_stem(path)
+        self.calls.append((stem, command))
         during = read_record(path)
         assert during["status"] == "interrupted"  # the grid marked the run as started
         stderr.parent.mkdir(parents=True, exist_ok=True)
-        outcome = self.outcomes.get(record_stem(path), "finished")
+        outcome = self.outcomes.get(stem, "finished")
         if outcome == "crash":  # died before writing a record (bad config, OOM kill, ...)
             stderr.write_text("Traceback (most recent call last):\n  ...\nValueError: data.tasks: no train.jsonl\n")
             return 1
-        task, method, regime, backbone, seed = record_stem(path).split("__")
+        task, method, regime, backbone, seed = stem.split("__")
         record = make_record(task, method, int(seed[1:]), scores={task: 0.5}, status=outcome, grid="t", regime=regime)
         write_json_atomic(path, record)
         return 0 if outcome == "finished" else 1
