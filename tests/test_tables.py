@@ -237,6 +237,7 @@ def test_render_writes_summary_csv_and_figures(runs, tmp_path, capsys):
     assert cells[0].startswith("grid,regime,backbone,mixture,settings,metric,method,task,mean_pct,std_pct,n,failed")
     assert "g,full,bb,,,score,prompt_tuning,cb,70,10,3,0,0,0" in cells
     assert (out / "runs.csv").is_file() and (out / "gains.csv").is_file()
+    assert "[glance.md](glance.md)" in text and (out / "glance.md").read_text().startswith("# Published comparisons")
 
     # A second render replaces its own outputs (the gains figure goes when its data goes).
     for path in runs.glob("g/*_dp_*.json"):
@@ -273,8 +274,10 @@ def test_main_embeds_the_figure_free_summary_in_the_readme(runs, tmp_path):
     assert tables.main(["--runs", str(runs), "--out", str(out), "--reference", str(tmp_path), "--readme", str(readme)]) == 0
     inside = readme.read_text().split(tables.README_BEGIN + "\n", 1)[1].split("\n" + tables.README_END, 1)[0]
     short = (out / "readme.md").read_text().rstrip()
-    assert inside == short.replace("](summary.md)", "](results/tables/summary.md)")
+    links = {f"]({name})": f"](results/tables/{name})" for name in ("summary.md", tables.GLANCE)}
+    assert inside == short.replace(*links.popitem()).replace(*links.popitem())
     assert "### g · full · bb" in inside and "![" not in inside and "[summary.md](results/tables/summary.md)" in inside
+    assert "[glance.md](results/tables/glance.md)" in inside
 
 
 def test_bench_reports_are_included(tmp_path):
