@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+# A searched grid's rows at its configured values are kept in gains.csv, but not what it reports.
+from dp_bench.search import AS_CONFIGURED
+
 # A dynamic part of the prompt -> (its heading, whether a prompt config chooses it dynamically).
 PARTS = {
     "position": ("Position, chosen per task or per instance",
@@ -21,7 +24,6 @@ PARTS = {
     "representation": ("Representation, a per-instance mixture of prompt pools",
                        lambda p: p.get("representation") == "instance_pool"),
 }
-AS_CONFIGURED = "as configured"  # a searched grid's rows at its configured values: not what it reports
 REPORTED_VERDICTS = ("gain", "loss")
 GAIN_KEYS = ("regime", "grid", "backbone", "method", "baseline", "task")
 CHANCE = 0.05  # the share of 95% intervals that exclude zero where nothing differs
