@@ -36,23 +36,19 @@ def dynamic_parts(prompt: object) -> tuple[str, ...]:
     return tuple(part for part, (_, chooses) in PARTS.items() if chooses(prompt))
 
 
-def published(gains: pd.DataFrame, static: tuple[str, ...], min_seeds: int) -> pd.DataFrame:
-    """The rows of ``gains`` the tables publish as a comparison with a static prompt.
-
-    That is: measured against one of ``static`` (not multitask against single-task), at the
-    setting its table reports (a searched grid's as-configured rows are extra), over
-    ``min_seeds`` or more seeds with an interval computed.
-    """
-    keep = (gains["baseline"].isin(static) & (gains["settings"] != AS_CONFIGURED)
-            & (gains["n"] >= min_seeds) & gains["ci_low"].notna())
-    return gains[keep]
+def published(gains: pd.DataFrame, min_seeds: int) -> pd.DataFrame:
+    """The rows of ``gains`` the tables publish: at the setting each table reports (a searched
+    grid's as-configured rows are extra), over ``min_seeds`` or more seeds, with an interval."""
+    if gains.empty:
+        return pd.DataFrame(columns=[*GAIN_KEYS, "verdict"])
+    return gains[(gains["settings"] != AS_CONFIGURED) & (gains["n"] >= min_seeds) & gains["ci_low"].notna()]
 
 
 def count_line(rows: pd.DataFrame) -> str:
     """``N comparisons; k exclude zero (g gains, l losses); chance alone: about N/20``."""
     verdicts = rows["verdict"].value_counts()
     gains, losses = int(verdicts.get("gain", 0)), int(verdicts.get("loss", 0))
-    return (f"{len(rows)} comparisons; {gains + losses} exclude zero ({plural(gains, 'gain')}, "
+    return (f"{plural(len(rows), 'comparison')}; {gains + losses} exclude zero ({plural(gains, 'gain')}, "
             f"{plural(losses, 'loss')}); chance alone: about {CHANCE * len(rows):.1f}")
 
 
@@ -84,8 +80,9 @@ def block(rows: pd.DataFrame, tasks: list[str]) -> str:
 
 
 def glance_lines(gains: pd.DataFrame, parts: dict[str, tuple[str, ...]], static: tuple[str, ...],
-                 min_seeds: int, tasks: list[str]) -> list[str]:
-    """The page: a count over every published comparison, then a block per dynamic part.
+                 min_seeds: int, tasks: list[str], single_task: str | None = None) -> list[str]:
+    """The page: a count over every published comparison with a static prompt, a block per
+    dynamic part, and a block of mixtures against single-task training.
 
     Args:
         gains: the rows of ``gains.csv`` (``regime`` naming the mixture where there is one),
@@ -95,8 +92,11 @@ def glance_lines(gains: pd.DataFrame, parts: dict[str, tuple[str, ...]], static:
         static: the static prompts a dynamic one is measured against.
         min_seeds: fewer seeds than this give no interval, so no comparison.
         tasks: the task columns, in order.
+        single_task: how ``gains`` names a multitask run's own single-task runs as its
+            baseline (the start of the ``baseline`` column); None: no such block.
     """
-    rows = published(gains, static, min_seeds) if not gains.empty else pd.DataFrame(columns=[*GAIN_KEYS, "verdict"])
+    shown = published(gains, min_seeds)
+    rows = shown[shown["baseline"].isin(static)]
     lines = [
         "# Published comparisons at a glance",
         "",
@@ -122,4 +122,11 @@ def glance_lines(gains: pd.DataFrame, parts: dict[str, tuple[str, ...]], static:
                   block(mine, [t for t in tasks if t in set(mine["task"])]), ""]
     if rows.empty:
         lines += ["No published comparison yet.", ""]
+    mixed = shown[shown["baseline"].str.startswith(single_task)] if single_task else shown.iloc[:0]
+    if not mixed.empty:
+        lines += ["## A task mixture against single-task training", "",
+                  "Every method, static or dynamic, trained on a mixture of tasks against its own "
+                  "single-task runs under the same protocol and seeds (the multitask sections' second "
+                  f"gains table): {count_line(mixed)}.", "",
+                  block(mixed, [t for t in tasks if t in set(mixed["task"])]), ""]
     return lines

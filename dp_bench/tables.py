@@ -634,7 +634,7 @@ def render(
     glance = out / GLANCE
     glance.write_text("\n".join(glance_lines(
         regime_with_mixture(tables["gains.csv"]), parts_of_methods(frame), (baseline, DEEP_BASELINE), MIN_SEEDS,
-        _order(frame["task"], TASK_ORDER))))
+        _order(frame["task"], TASK_ORDER), SINGLE_TASK)))
     written.append(glance)
     summary = out / "summary.md"
     summary.write_text("\n".join(lines))

@@ -32,7 +32,7 @@ def test_dynamic_parts_read_the_prompt_config(prompt, parts):
     assert dynamic_parts(prompt) == parts
 
 
-def test_only_what_the_tables_publish_against_a_static_prompt_counts():
+def test_only_what_the_tables_publish_counts_and_mixtures_have_their_own_block():
     gains = pd.DataFrame([
         row("adap_ins_pos", "cb", 1.0, -1.0, 3.0, settings="tuned"),
         row("adap_ins_pos", "cb", 2.0, 0.5, 3.0, settings="as configured"),  # not what the table reports
@@ -41,9 +41,14 @@ def test_only_what_the_tables_publish_against_a_static_prompt_counts():
         row("adap_ins_pos", "cb", 2.0, 0.5, 3.0, baseline="single-task (g)"),  # multitask vs single-task
         row("p_tuning_v2_ins_vec", "cb", -2.0, -3.0, -1.0, baseline="p_tuning_v2"),
     ])
-    kept = published(gains, STATIC, min_seeds=3)
+    kept = published(gains, min_seeds=3)
     assert list(zip(kept["method"], kept["settings"], kept["baseline"], strict=True)) == [
-        ("adap_ins_pos", "tuned", "prompt_tuning"), ("p_tuning_v2_ins_vec", "", "p_tuning_v2")]
+        ("adap_ins_pos", "tuned", "prompt_tuning"), ("adap_ins_pos", "", "single-task (g)"),
+        ("p_tuning_v2_ins_vec", "", "p_tuning_v2")]
+    text = "\n".join(glance_lines(gains, PARTS, STATIC, 3, ["cb"], single_task="single-task"))
+    assert "All: 2 comparisons; 1 exclude zero (0 gains, 1 loss)" in text  # against a static prompt only
+    mixture = text.split("## A task mixture against single-task training")[1]
+    assert "1 comparison; 1 exclude zero (1 gain, 0 losses)" in mixture and "`single-task (g)`" in mixture
 
 
 def test_a_method_with_two_dynamic_parts_shows_in_both_blocks_and_counts_once():
