@@ -63,10 +63,12 @@ def cell(row: pd.Series) -> str:
 
 
 def block(rows: pd.DataFrame, tasks: list[str]) -> str:
-    """One Markdown table: a row per (regime, grid, backbone, method, baseline), a column per task.
+    """One Markdown table: a row per (regime, grid, backbone, method, baseline), a column per
+    task of ``tasks`` (in that order) that ``rows`` have.
 
     ``rows`` come in the order they are shown; "seeds" lists each row's seed counts.
     """
+    tasks = [t for t in tasks if t in set(rows["task"])]
     keys = list(GAIN_KEYS[:-1])
     shown = []
     for key, group in rows.groupby(keys, sort=False):
@@ -119,7 +121,7 @@ def glance_lines(gains: pd.DataFrame, parts: dict[str, tuple[str, ...]], static:
         if mine.empty:
             continue
         lines += [f"## {heading}", "", f"{count_line(mine)}.", "",
-                  block(mine, [t for t in tasks if t in set(mine["task"])]), ""]
+                  block(mine, tasks), ""]
     if rows.empty:
         lines += ["No published comparison yet.", ""]
     mixed = shown[shown["baseline"].str.startswith(single_task)] if single_task else shown.iloc[:0]
@@ -128,5 +130,5 @@ def glance_lines(gains: pd.DataFrame, parts: dict[str, tuple[str, ...]], static:
                   "Every method, static or dynamic, trained on a mixture of tasks against its own "
                   "single-task runs under the same protocol and seeds (the multitask sections' second "
                   f"gains table): {count_line(mixed)}.", "",
-                  block(mixed, [t for t in tasks if t in set(mixed["task"])]), ""]
+                  block(mixed, tasks), ""]
     return lines

@@ -647,11 +647,17 @@ def render(
 
 
 def regime_with_mixture(gains: pd.DataFrame) -> pd.DataFrame:
-    """``gains`` with the mixture, if any, named in the regime: ``multitask (cb+copa)``."""
+    """``gains`` with the mixture, if any, named in the regime and the backbone by its name, as
+    section titles show them (:func:`regime_text`)."""
     if gains.empty:
         return gains
-    named = [f"{regime} ({mixture})" if mixture else regime for regime, mixture in zip(gains["regime"], gains["mixture"], strict=True)]
+    named = [regime_text(regime, mixture) for regime, mixture in zip(gains["regime"], gains["mixture"], strict=True)]
     return gains.assign(regime=named, backbone=[Path(b).name for b in gains["backbone"]])
+
+
+def regime_text(regime: str, mixture: str) -> str:
+    """``multitask (cb+copa)``: the regime, with the mixture, if any, in brackets."""
+    return f"{regime} ({mixture})" if mixture else regime
 
 
 def without_figures(lines: list[str], full: str) -> list[str]:
@@ -670,7 +676,7 @@ def without_figures(lines: list[str], full: str) -> list[str]:
 def title_of(key: tuple) -> str:
     """``few_shot_sample · all-MiniLM-L6-v2`` (the mixture in brackets): a table of a grid."""
     _, regime, backbone, mixture = key
-    return " · ".join(p for p in (f"{regime} ({mixture})" if mixture else regime, Path(backbone).name) if p)
+    return " · ".join(p for p in (regime_text(regime, mixture), Path(backbone).name) if p)
 
 
 def group_sections(
