@@ -405,10 +405,23 @@ def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
 
 
 def run_subprocess(command: list[str], stdout: Path, stderr: Path) -> int:
-    """The default runner: the command in its own process, output into the two files."""
+    """The default runner: the command in its own process, its output appended to the two
+    files (``run_one`` empties them for a run from scratch and marks where a resume begins)."""
     stdout.parent.mkdir(parents=True, exist_ok=True)
-    with stdout.open("w") as out, stderr.open("w") as err:
+    with stdout.open("a") as out, stderr.open("a") as err:
         return subprocess.run(command, stdout=out, stderr=err, check=False).returncode
+
+
+def open_logs(stdout: Path, stderr: Path, ckpt_path: Path | None) -> None:
+    """A run from scratch starts its logs afresh; a resume keeps the epochs before it (they
+    are the only log of them) and appends after a line that says where it picked up."""
+    stdout.parent.mkdir(parents=True, exist_ok=True)
+    for log in (stdout, stderr):
+        if ckpt_path is None:
+            log.write_text("")
+        else:
+            with log.open("a") as text:
+                text.write(f"\n--- dp-bench grid: resumed from {ckpt_path} at {datetime.now(UTC).isoformat(timespec='seconds')} ---\n")
 
 
 def run_one(run: Run, ckpt_path: Path | None, runner: Runner) -> RunState:
@@ -421,6 +434,7 @@ def run_one(run: Run, ckpt_path: Path | None, runner: Runner) -> RunState:
         shutil.rmtree(checkpoint_dir(run.record_path), ignore_errors=True)
     logs = run.record_path.parent / "logs"
     stdout, stderr = logs / f"{run.stem}.out", logs / f"{run.stem}.err"
+    open_logs(stdout, stderr, ckpt_path)
     # Marks the run as started: if this process dies mid-run the record says interrupted and
     # the next grid resumes from the run's own checkpoint (see ``plan``); if the fit ends
     # without replacing it (even a resume that crashes at once), the run is failed below.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -411,3 +412,28 @@ def test_same_config_and_seed_give_the_same_metrics(tmp_path, monkeypatch, data_
         records.append(read_record(run.record_path))
     assert records[0]["selected"]["metrics"] == records[1]["selected"]["metrics"]
     assert records[0]["selected"]["predictions"] == records[1]["selected"]["predictions"]
+
+
+def test_a_resume_keeps_the_log_of_the_epochs_before_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = expand(spec(tmp_path, tasks=["cb"], methods=["prompt_tuning"], seeds=[0]))[0]
+
+    def echo(line):
+        def runner(command, stdout, stderr):
+            code = grid.run_subprocess([sys.executable, "-c", f"print({line!r})"], stdout, stderr)
+            write_json_atomic(run.record_path, make_record(status="interrupted"))
+            return code
+
+        return runner
+
+    log = run.record_path.parent / "logs" / f"{run.stem}.out"
+    run_grid([run], runner=echo("epoch 0"), out=lambda _: None)
+    run.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    run.checkpoint.write_bytes(b"ckpt")
+    run_grid([run], runner=echo("epoch 1"), out=lambda _: None)  # the grid resumes it
+    text = log.read_text()
+    assert text.index("epoch 0") < text.index(f"resumed from {run.checkpoint}") < text.index("epoch 1")
+    # A run from scratch (a failed run retried) starts its log afresh.
+    write_json_atomic(run.record_path, make_record(status="failed"))
+    run_grid([run], retry_failed=True, runner=echo("again"), out=lambda _: None)
+    assert "epoch 0" not in log.read_text() and "again" in log.read_text()
