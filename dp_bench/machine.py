@@ -77,14 +77,15 @@ def pinned_env(machine: dict[str, Any] | None) -> dict[str, str]:
 def kernels_that_differ(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> list[str] | None:
     """The fingerprint's kernels whose bits differ between two records' ``machine`` dicts, plus
     ``"threads"`` when their thread counts do (the order of reductions); [] for the same CPU
-    arithmetic, None when one record predates the fingerprint.
+    arithmetic, None when one record predates the fingerprint. Only kernels both records hash
+    are compared: a record made before a kernel joined the fingerprint says nothing of it.
 
     The fingerprint, not the CPU's name, decides: hosts of one model can differ in MKL's code
     path, and hosts of two models can round alike."""
     a, b = ((m.get("cpu") or {}).get("fingerprint") if isinstance(m, dict) else None for m in (recorded, here))
     if a is None or b is None:
         return None
-    differ = sorted(kernel for kernel in a.keys() | b.keys() if a.get(kernel) != b.get(kernel))
+    differ = sorted(kernel for kernel in a.keys() & b.keys() if a[kernel] != b[kernel])
     return differ + (["threads"] if recorded.get("torch_threads") != here.get("torch_threads") else [])
 
 
@@ -104,6 +105,13 @@ def arithmetic_fingerprint() -> dict[str, str]:
     """A hash of the bits each kind of kernel a fit uses gives on fixed inputs (shapes of a
     MiniLM batch: 16 x 128 tokens, hidden 384, 12 heads), one per operation, each on inputs of
     its own so that a hash moves only with its own kernel.
+
+    ``bmm`` and ``softmax`` are attention as eager code computes it; transformers' BERT calls
+    ``scaled_dot_product_attention`` instead, a fused ATen kernel (``attention``, forward, and
+    ``attention_grad``, backward) whose bits move with ``ATEN_CPU_CAPABILITY`` and, through its
+    GEMM, with ``MKL_CBWR``. ``adamw`` is the optimiser's step (MKL's vector math for the
+    square root). These three were added later (records before 2026-12-06 lack them), and are
+    drawn after the others so that the older hashes keep their values.
 
     Equal hashes: this machine rounds as the recorded one did for these kernels (a fit uses
     others too, so a rerun is still the test). A differing one names the kernel that changed:
@@ -130,13 +138,27 @@ def arithmetic_fingerprint() -> dict[str, str]:
     queries, keys = randn(16 * 12, 128, 32), randn(16 * 12, 128, 32)  # (B*heads, T, H/heads)
     scores = torch.bmm(queries, keys.transpose(1, 2))  # (B*heads, T, T)
     states = randn(16, 128, 384)  # (B, T, H)
-    return {
+    fingerprint = {
         "linear": digest(hidden), "linear_grad_input": digest(tokens.grad), "linear_grad_weight": digest(weight.grad),
         "bmm": digest(scores), "softmax": digest(torch.softmax(randn(16 * 12, 128, 128), -1)),  # attention probabilities
         "layer_norm": digest(torch.nn.functional.layer_norm(states, (384,))),
         "gelu": digest(torch.nn.functional.gelu(states)), "tanh": digest(torch.tanh(states)),
         "exp": digest(torch.exp(states)), "sum": digest(states.sum(1)),
     }
+    with torch.enable_grad():
+        heads = [randn(16, 12, 128, 32).requires_grad_() for _ in range(3)]  # queries, keys, values: (B, heads, T, H/heads)
+        keep = torch.arange(128) < 100  # (T,): the last 28 positions are padding
+        attended = torch.nn.functional.scaled_dot_product_attention(*heads, attn_mask=keep.expand(16, 1, 128, 128))
+        attended.backward(randn(16, 12, 128, 32))
+    fingerprint["attention"] = digest(attended)
+    fingerprint["attention_grad"] = digest(torch.cat([head.grad for head in heads]))
+    prompt = torch.nn.Parameter(randn(20, 384))  # (prompt length, H)
+    optimizer = torch.optim.AdamW([prompt], lr=1e-2, weight_decay=0.01)
+    for _ in range(3):
+        prompt.grad = randn(20, 384)
+        optimizer.step()
+    fingerprint["adamw"] = digest(prompt)
+    return fingerprint
 
 
 def fingerprint_in_a_process(pins: dict[str, str]) -> dict[str, str]:

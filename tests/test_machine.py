@@ -48,6 +48,11 @@ def test_records_share_cpu_arithmetic_when_their_fingerprints_and_threads_agree(
                                         "cpu": {"model_name": "y", "fingerprint": dict(fingerprint)}}, here) == []
     other = {"torch_threads": 4, "cpu": {"fingerprint": {**fingerprint, "linear": "a9", "tanh": "c9"}}}
     assert machine.kernels_that_differ(other, here) == ["linear", "tanh", "threads"]
+    # a record from before a kernel joined the fingerprint is compared on the kernels both hash
+    later = {"torch_threads": 2, "cpu": {"fingerprint": {**fingerprint, "attention": "d4"}}}
+    assert machine.kernels_that_differ(here, later) == []
+    assert machine.kernels_that_differ({**later, "cpu": {"fingerprint": {**fingerprint, "attention": "d4", "tanh": "c9"}}},
+                                       here) == ["tanh"]
     assert machine.kernels_that_differ({"torch_threads": 2, "cpu": {"model_name": "x"}}, here) is None  # before the fingerprint
     assert machine.kernels_that_differ({"platform": "host-a", "torch_threads": 2}, here) is None  # before `cpu`
     assert machine.kernels_that_differ(None, here) is None
@@ -56,7 +61,8 @@ def test_records_share_cpu_arithmetic_when_their_fingerprints_and_threads_agree(
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"), reason="pins SSE2 GEMM on an AVX CPU")
 def test_the_fingerprint_repeats_in_another_process_and_moves_with_the_kernels():
     plain = machine.fingerprint_in_a_process({})
-    assert set(plain) >= {"linear", "linear_grad_weight", "bmm", "softmax", "layer_norm", "gelu"}
+    assert set(plain) >= {"linear", "linear_grad_weight", "bmm", "softmax", "layer_norm", "gelu",
+                          "attention", "attention_grad", "adamw"}  # the last three: the kernels BERT's attention and AdamW run
     assert machine.fingerprint_in_a_process({}) == plain  # the same kernels: the same bits
     # MKL's SSE2 branch, the one MKL_CBWR branch that Intel and AMD CPUs both take (AMD ignores the others)
     pinned = machine.fingerprint_in_a_process(machine.PINS["MKL_CBWR=COMPATIBLE"])
