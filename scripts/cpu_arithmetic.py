@@ -54,4 +54,7 @@ for other in sorted(args.out.glob("*.json")):
             differ = kernels_that_differ(
                 {"torch_threads": theirs["machine"]["torch_threads"], "cpu": {"fingerprint": theirs["fingerprints"][label]}},
                 {"torch_threads": machine["torch_threads"], "cpu": {"fingerprint": fingerprints[label]}})
-            print(f"  {label:28s} {'the same bits' if not differ else ', '.join(differ) + ' differ'}")
+            # a host recorded before a kernel joined the fingerprint cannot be compared on it
+            unknown = sorted(fingerprints[label].keys() ^ theirs["fingerprints"][label].keys())
+            print(f"  {label:28s} {'the same bits' if not differ else ', '.join(differ) + ' differ'}"
+                  + (f" (not compared: {', '.join(unknown)}, hashed on one host only)" if unknown else ""))
