@@ -141,9 +141,10 @@ def arithmetic_fingerprint() -> dict[str, str]:
     fingerprint = {
         "linear": digest(hidden), "linear_grad_input": digest(tokens.grad), "linear_grad_weight": digest(weight.grad),
         "bmm": digest(scores), "softmax": digest(torch.softmax(randn(16 * 12, 128, 128), -1)),  # attention probabilities
-        "layer_norm": digest(torch.nn.functional.layer_norm(states, (384,))),
-        "gelu": digest(torch.nn.functional.gelu(states)), "tanh": digest(torch.tanh(states)),
-        "exp": digest(torch.exp(states)), "sum": digest(states.sum(1)),
+        # tanh before layer_norm and gelu: taken after them, its bits on fc-v1252 differed in about
+        # one process in twenty (results/NOTEBOOK.md, "Not done yet"); the bits are the same either way
+        "tanh": digest(torch.tanh(states)), "layer_norm": digest(torch.nn.functional.layer_norm(states, (384,))),
+        "gelu": digest(torch.nn.functional.gelu(states)), "exp": digest(torch.exp(states)), "sum": digest(states.sum(1)),
     }
     with torch.enable_grad():
         heads = [randn(16, 12, 128, 32).requires_grad_() for _ in range(3)]  # queries, keys, values: (B, heads, T, H/heads)
