@@ -110,8 +110,8 @@ def arithmetic_fingerprint() -> dict[str, str]:
     ``scaled_dot_product_attention`` instead, a fused ATen kernel (``attention``, forward, and
     ``attention_grad``, backward) whose bits, on an Intel AVX-512 host, move with
     ``ATEN_CPU_CAPABILITY`` and with ``MKL_CBWR``; ``adamw`` is the optimiser's step, whose bits
-    move with ``MKL_CBWR`` there. These three were added later (records before 2026-12-06 lack them), and are
-    drawn after the others so that the older hashes keep their values.
+    move with ``MKL_CBWR`` there. These three were added later (records before 2026-12-06 lack
+    them), and are drawn after the others so that the older hashes keep their values.
 
     Equal hashes: this machine rounds as the recorded one did for these kernels (a fit uses
     others too, so a rerun is still the test). A differing one names the kernel that changed:
