@@ -397,7 +397,9 @@ def wide_table(cells: pd.DataFrame, reference: pd.DataFrame, regime: str, metric
     the best constant answers' row under it where one of them shows above the majority.
     """
     tasks = _order(set(cells["task"]) - {AVG}, TASK_ORDER) + [AVG]
-    refs = reference[(reference["metric"] == metric) & reference["regime"].isin([regime, regime_family(regime)])]
+    # A source that reports none of this table's tasks gets no row: an empty one would read as "reported, no number".
+    refs = reference[(reference["metric"] == metric) & reference["regime"].isin([regime, regime_family(regime)])
+                     & reference["task"].isin(tasks)]
     rows: dict[str, dict[str, str]] = {}
 
     def shown(values: dict[str, dict[str, float]]) -> dict[str, str]:

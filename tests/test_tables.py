@@ -76,6 +76,20 @@ def test_the_best_constant_answer_shows_only_where_it_beats_the_majority_class(r
     assert tables.BEST_CONSTANT not in shown["acc"].index  # the same as the majority row: not repeated
 
 
+def test_a_reference_row_shows_only_where_its_source_reports_a_task_of_the_table(runs):
+    import pandas as pd
+
+    frame, _ = tables.prepare(load_results(runs)[0])
+    reference = pd.DataFrame([
+        ("full", "prompt_tuning", "rte", "score", 80.1, "bert-large", "a"),
+        ("full", "prompt_tuning", "wsc", "score", 68.3, "bert-large", "b"),  # no WSC column here
+    ], columns=list(tables.REFERENCE_COLUMNS))
+    shown = tables.wide_table(tables.cell_stats(frame[frame["grid"] == "g"], "score"), reference, "full", "score")
+    references = [label for label in shown.index if label.startswith("↳")]
+    assert references == ["↳ reported: bert-large, a"]
+    assert shown.loc[references[0], "rte"] == "80.1" and shown.loc[references[0], "cb"] == ""
+
+
 def test_status_line_says_which_machines_ran_the_runs(tmp_path):
     d = tmp_path / "runs"
     machines = [{"cpus": 16, "gpu": "NVIDIA H200"}, {"cpus": 16, "gpu": "NVIDIA H200"}, {"cpus": 2, "gpu": None}, None]
