@@ -100,6 +100,15 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def host_record_name(machine: dict[str, Any]) -> str:
+    """The file name of a host's record in ``results/machines/``: its platform string and its
+    CPU (vendor, family/model/stepping), since one platform string has named hosts of more
+    than one CPU (``…-fc-v1272-…``: an AMD 23/49/0 on 2026-12-05, an AMD 25/1/1 on 2026-12-07)."""
+    cpu = machine["cpu"]
+    name = f"{machine['platform']}__{cpu['vendor']}-{cpu['family_model_stepping']}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) + ".json"
+
+
 @functools.cache  # the kernels a process uses do not change while it runs
 def arithmetic_fingerprint() -> dict[str, str]:
     """A hash of the bits each kind of kernel a fit uses gives on fixed inputs (shapes of a

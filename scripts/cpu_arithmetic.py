@@ -7,7 +7,7 @@ themselves: this records, for one host, the fingerprint under no pin and under e
 ``machine.PINS`` (each in a fresh process), then says per pin which kernels differ from each
 host already recorded.
 
-    python scripts/cpu_arithmetic.py                    # writes results/machines/<platform>.json
+    python scripts/cpu_arithmetic.py                    # writes results/machines/<platform>__<CPU>.json
 
 A pin that gives no differing kernel on two hosts is one under which their CPU runs could
 reproduce each other (the rest of a fit's kernels permitting: a rerun is still the test).
@@ -15,13 +15,18 @@ reproduce each other (the rest of a fit's kernels permitting: a rerun is still t
 
 import argparse
 import json
-import re
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dp_bench.machine import PINS, fingerprint_in_a_process, kernels_that_differ, machine_info
+from dp_bench.machine import (
+    PINS,
+    fingerprint_in_a_process,
+    host_record_name,
+    kernels_that_differ,
+    machine_info,
+)
 from dp_bench.results import git_state, package_versions, write_json_atomic
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,7 +43,7 @@ if fingerprints.get("default", machine["cpu"]["fingerprint"]) != machine["cpu"][
 record = {"command": " ".join(["python", *sys.argv]), "created": datetime.now(UTC).isoformat(timespec="seconds"),
           "machine": machine, "pins": {label: PINS[label] for label in args.pins}, "fingerprints": fingerprints,
           **git_state(), "versions": package_versions(), "wall_time_s": round(time.perf_counter() - start, 1)}
-path = args.out / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', machine['platform'])}.json"
+path = args.out / host_record_name(machine)
 write_json_atomic(path, record)
 print(f"wrote {path}: {machine['cpu']['model_name']} ({machine['cpu']['vendor']} "
       f"{machine['cpu']['family_model_stepping']}), torch {machine['cpu']['torch_capability']}")

@@ -70,6 +70,14 @@ def test_the_fingerprint_repeats_in_another_process_and_moves_with_the_kernels()
     assert (pinned["softmax"], pinned["layer_norm"]) == (plain["softmax"], plain["layer_norm"])  # ... ATen's kernels did not
 
 
+def test_hosts_of_one_platform_string_and_two_cpus_get_two_host_records():
+    zen2 = {"platform": "Linux-6.18.44-fc-v1272-x86_64-with-glibc2.36",
+            "cpu": {"vendor": "AuthenticAMD", "family_model_stepping": "23/49/0"}}
+    zen3 = {**zen2, "cpu": {"vendor": "AuthenticAMD", "family_model_stepping": "25/1/1"}}
+    assert machine.host_record_name(zen2) == "Linux-6.18.44-fc-v1272-x86_64-with-glibc2.36__AuthenticAMD-23_49_0.json"
+    assert machine.host_record_name(zen3) != machine.host_record_name(zen2)
+
+
 def test_the_host_record_names_per_pin_the_kernels_that_differ_from_another_host(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "cpu_arithmetic.py"
     here = machine.machine_info()
