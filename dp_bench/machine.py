@@ -89,6 +89,15 @@ def kernels_that_differ(recorded: dict[str, Any] | None, here: dict[str, Any] | 
     return differ + (["threads"] if recorded.get("torch_threads") != here.get("torch_threads") else [])
 
 
+def kernels_not_compared(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> list[str]:
+    """The kernels one record's fingerprint hashes and the other's does not (made before they
+    joined it), of which ``kernels_that_differ`` can say nothing: two hosts that agree on every
+    kernel both hash may still differ there (an Intel and an AMD host under the three pins of
+    ``PINS`` differ only in ``adamw``, which records before 2026-12-06 lack)."""
+    a, b = ((m.get("cpu") or {}).get("fingerprint") if isinstance(m, dict) else None for m in (recorded, here))
+    return [] if a is None or b is None else sorted(a.keys() ^ b.keys())
+
+
 def machine_info() -> dict[str, Any]:
     """A record's ``machine``: the host, its threads (they set the order of reductions), its
     CPU arithmetic, and its GPU when there is one."""

@@ -24,6 +24,7 @@ from dp_bench.machine import (
     PINS,
     fingerprint_in_a_process,
     host_record_name,
+    kernels_not_compared,
     kernels_that_differ,
     machine_info,
 )
@@ -56,10 +57,9 @@ for other in sorted(args.out.glob("*.json")):
           f"{theirs['machine']['cpu']['family_model_stepping']}), recorded {theirs['created']}")
     for label in fingerprints:
         if label in theirs["fingerprints"]:
-            differ = kernels_that_differ(
-                {"torch_threads": theirs["machine"]["torch_threads"], "cpu": {"fingerprint": theirs["fingerprints"][label]}},
-                {"torch_threads": machine["torch_threads"], "cpu": {"fingerprint": fingerprints[label]}})
-            # a host recorded before a kernel joined the fingerprint cannot be compared on it
-            unknown = sorted(fingerprints[label].keys() ^ theirs["fingerprints"][label].keys())
+            pair = ({"torch_threads": theirs["machine"]["torch_threads"], "cpu": {"fingerprint": theirs["fingerprints"][label]}},
+                    {"torch_threads": machine["torch_threads"], "cpu": {"fingerprint": fingerprints[label]}})
+            differ = kernels_that_differ(*pair)
+            unknown = kernels_not_compared(*pair)  # a host recorded before a kernel joined the fingerprint
             print(f"  {label:28s} {'the same bits' if not differ else ', '.join(differ) + ' differ'}"
                   + (f" (not compared: {', '.join(unknown)}, hashed on one host only)" if unknown else ""))

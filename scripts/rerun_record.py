@@ -39,7 +39,7 @@ from pathlib import Path
 
 from dp_bench.backbones import resolve_backbone
 from dp_bench.grid import config_departures, run_of_record
-from dp_bench.machine import kernels_that_differ, machine_info, pinned_env
+from dp_bench.machine import kernels_not_compared, kernels_that_differ, machine_info, pinned_env
 from dp_bench.results import (
     checkpoint_dir,
     first_difference,
@@ -148,6 +148,9 @@ for path in records:
     departs = first_difference(record, rerun)
     same &= departs is None
     named = f" ({', '.join(differ)} differ)" if differ else ""
+    unknown = kernels_not_compared(record.get("machine"), rerun.get("machine"))
+    if unknown:  # the record predates these kernels' hashes: "same" holds for the others only
+        named += f" (not compared: {', '.join(unknown)}, hashed in one of the two only)"
     if where is None:  # the host's name is all such a record has to tell
         named = f" (recorded on {record.get('machine', {}).get('platform')}, rerun on {rerun['machine']['platform']})"
     moved = versions_that_differ(record.get("versions", {}), rerun["versions"])

@@ -53,7 +53,10 @@ def test_records_share_cpu_arithmetic_when_their_fingerprints_and_threads_agree(
     assert machine.kernels_that_differ(here, later) == []
     assert machine.kernels_that_differ({**later, "cpu": {"fingerprint": {**fingerprint, "attention": "d4", "tanh": "c9"}}},
                                        here) == ["tanh"]
+    assert machine.kernels_not_compared(here, later) == ["attention"]  # "the same" holds for the other kernels only
+    assert machine.kernels_not_compared(here, here) == []
     assert machine.kernels_that_differ({"torch_threads": 2, "cpu": {"model_name": "x"}}, here) is None  # before the fingerprint
+    assert machine.kernels_not_compared({"torch_threads": 2, "cpu": {"model_name": "x"}}, here) == []
     assert machine.kernels_that_differ({"platform": "host-a", "torch_threads": 2}, here) is None  # before `cpu`
     assert machine.kernels_that_differ(None, here) is None
 
