@@ -129,7 +129,8 @@ def arithmetic_fingerprint() -> dict[str, str]:
     ``attention_grad``, backward) whose bits, on an Intel AVX-512 host, move with
     ``ATEN_CPU_CAPABILITY`` and with ``MKL_CBWR``; ``adamw`` is the optimiser's step, whose bits
     move with ``MKL_CBWR`` there. These three were added later (records before 2026-12-06 lack
-    them), and are drawn after the others so that the older hashes keep their values.
+    them), and are drawn after the others so that the older hashes keep their values; so are
+    ``sqrt`` and ``adamw_fused`` (records before 2026-12-07 lack them).
 
     Equal hashes: this machine rounds as the recorded one did for these kernels (a fit uses
     others too, so a rerun is still the test). A differing one names the kernel that changed:
@@ -177,6 +178,16 @@ def arithmetic_fingerprint() -> dict[str, str]:
         prompt.grad = randn(20, 384)
         optimizer.step()
     fingerprint["adamw"] = digest(prompt)
+    # Added 2026-12-07: under the three pins an Intel and an AMD host differ in ``adamw`` alone.
+    # ``sqrt`` (of second-moment-sized values; ATen hands it to MKL's vector math) is a
+    # candidate for why; ``adamw_fused`` is the step as ATen's own fused kernel takes it.
+    fingerprint["sqrt"] = digest(torch.sqrt(torch.rand(20, 384, generator=generator) * 1e-3))
+    prompt = torch.nn.Parameter(randn(20, 384))
+    optimizer = torch.optim.AdamW([prompt], lr=1e-2, weight_decay=0.01, fused=True)
+    for _ in range(3):
+        prompt.grad = randn(20, 384)
+        optimizer.step()
+    fingerprint["adamw_fused"] = digest(prompt)
     return fingerprint
 
 

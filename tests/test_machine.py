@@ -65,7 +65,7 @@ def test_records_share_cpu_arithmetic_when_their_fingerprints_and_threads_agree(
 def test_the_fingerprint_repeats_in_another_process_and_moves_with_the_kernels():
     plain = machine.fingerprint_in_a_process({})
     assert set(plain) >= {"linear", "linear_grad_weight", "bmm", "softmax", "layer_norm", "gelu",
-                          "attention", "attention_grad", "adamw"}  # the last three: the kernels BERT's attention and AdamW run
+                          "attention", "attention_grad", "adamw", "sqrt", "adamw_fused"}  # BERT's attention, AdamW's step
     assert machine.fingerprint_in_a_process({}) == plain  # the same kernels: the same bits
     # MKL's SSE2 branch, the one MKL_CBWR branch that Intel and AMD CPUs both take (AMD ignores the others)
     pinned = machine.fingerprint_in_a_process(machine.PINS["MKL_CBWR=COMPATIBLE"])
