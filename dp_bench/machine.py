@@ -74,6 +74,11 @@ def pinned_env(machine: dict[str, Any] | None) -> dict[str, str]:
     return ((machine or {}).get("cpu") or {}).get("env") or {}
 
 
+def fingerprint_of(machine: dict[str, Any] | None) -> dict[str, str] | None:
+    """A record's ``machine.cpu.fingerprint``; None for a record made before it."""
+    return (machine.get("cpu") or {}).get("fingerprint") if isinstance(machine, dict) else None
+
+
 def kernels_that_differ(recorded: dict[str, Any] | None, here: dict[str, Any] | None) -> list[str] | None:
     """The fingerprint's kernels whose bits differ between two records' ``machine`` dicts, plus
     ``"threads"`` when their thread counts do (the order of reductions); [] for the same CPU
@@ -82,7 +87,7 @@ def kernels_that_differ(recorded: dict[str, Any] | None, here: dict[str, Any] | 
 
     The fingerprint, not the CPU's name, decides: hosts of one model can differ in MKL's code
     path, and hosts of two models can round alike."""
-    a, b = ((m.get("cpu") or {}).get("fingerprint") if isinstance(m, dict) else None for m in (recorded, here))
+    a, b = fingerprint_of(recorded), fingerprint_of(here)
     if a is None or b is None:
         return None
     differ = sorted(kernel for kernel in a.keys() & b.keys() if a[kernel] != b[kernel])
@@ -94,7 +99,7 @@ def kernels_not_compared(recorded: dict[str, Any] | None, here: dict[str, Any] |
     joined it), of which ``kernels_that_differ`` can say nothing: two hosts that agree on every
     kernel both hash may still differ there (an Intel and an AMD host under the three pins of
     ``PINS`` differ only in ``adamw``, which records before 2026-12-06 lack)."""
-    a, b = ((m.get("cpu") or {}).get("fingerprint") if isinstance(m, dict) else None for m in (recorded, here))
+    a, b = fingerprint_of(recorded), fingerprint_of(here)
     return [] if a is None or b is None else sorted(a.keys() ^ b.keys())
 
 
@@ -172,22 +177,21 @@ def arithmetic_fingerprint() -> dict[str, str]:
         attended.backward(randn(16, 12, 128, 32))
     fingerprint["attention"] = digest(attended)
     fingerprint["attention_grad"] = digest(torch.cat([head.grad for head in heads]))
-    prompt = torch.nn.Parameter(randn(20, 384))  # (prompt length, H)
-    optimizer = torch.optim.AdamW([prompt], lr=1e-2, weight_decay=0.01)
-    for _ in range(3):
-        prompt.grad = randn(20, 384)
-        optimizer.step()
-    fingerprint["adamw"] = digest(prompt)
+
+    def adamw_steps(**options: bool) -> torch.Tensor:  # a prompt after 3 AdamW steps on drawn gradients
+        prompt = torch.nn.Parameter(randn(20, 384))  # (prompt length, H)
+        optimizer = torch.optim.AdamW([prompt], lr=1e-2, weight_decay=0.01, **options)
+        for _ in range(3):
+            prompt.grad = randn(20, 384)
+            optimizer.step()
+        return prompt
+
+    fingerprint["adamw"] = digest(adamw_steps())
     # Added 2026-12-07: under the three pins an Intel and an AMD host differ in ``adamw`` alone.
     # ``sqrt`` (of second-moment-sized values; ATen hands it to MKL's vector math) is a
     # candidate for why; ``adamw_fused`` is the step as ATen's own fused kernel takes it.
     fingerprint["sqrt"] = digest(torch.sqrt(torch.rand(20, 384, generator=generator) * 1e-3))
-    prompt = torch.nn.Parameter(randn(20, 384))
-    optimizer = torch.optim.AdamW([prompt], lr=1e-2, weight_decay=0.01, fused=True)
-    for _ in range(3):
-        prompt.grad = randn(20, 384)
-        optimizer.step()
-    fingerprint["adamw_fused"] = digest(prompt)
+    fingerprint["adamw_fused"] = digest(adamw_steps(fused=True))
     return fingerprint
 
 
