@@ -2,7 +2,10 @@
 
 It follows the validation epochs, keeps the best value of every metric with its
 epoch/step, snapshots the per-example predictions of the epoch that model selection
-picks (``monitor``), and writes the record at the end of fit; a crashed or interrupted
+picks (``monitor``), and writes the record at the end of fit. Each validation epoch also
+records a digest of the trained weights (``trainable_sha256``), so that a rerun can say
+whether it reproduced the weights bit for bit, not only the metrics and predictions, which
+are discrete and hide last-bit differences; a crashed or interrupted
 fit leaves a record with ``status`` "failed" or "interrupted" and the error. When a test on
 val.jsonl follows the fit (selection on a train holdout), the record says "interrupted" until
 that test is in it: a process killed during the test must not leave holdout numbers standing
@@ -11,6 +14,7 @@ as a finished run (the grid then resumes it, and the resumed fit only tests).
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 import traceback
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 from dp_bench.machine import machine_info
 from dp_bench.results import (
@@ -92,7 +97,7 @@ class RunRecorder(L.Callback):
         flat = {f"val/{task}/{name}": value for task, r in results.items() for name, value in r["metrics"].items()}
         flat["val/score"] = sum(r["metrics"]["score"] for r in results.values()) / len(results)
         where = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        self.history.append({**where, "metrics": flat})
+        self.history.append({**where, "metrics": flat, "trainable_sha256": trainable_digest(pl_module)})
         for name, value in flat.items():
             if name not in self.best or value > self.best[name]["value"]:
                 self.best[name] = {"value": value, **where}
@@ -192,6 +197,20 @@ class RunRecorder(L.Callback):
             "wandb": wandb_info(trainer),
         }
         return write_json_atomic(self.path, record)
+
+
+def trainable_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of the trainable parameters' names, dtypes, shapes and bytes, in module order.
+
+    The weights themselves would be megabytes a record (gigabytes over a grid); their digest
+    says as much about whether two fits trained the same bits."""
+    digest = hashlib.sha256()
+    for name, parameter in module.named_parameters():
+        if parameter.requires_grad:
+            values = parameter.detach().to("cpu").contiguous().reshape(-1)
+            digest.update(f"{name} {values.dtype} {tuple(parameter.shape)}\n".encode())
+            digest.update(values.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def default_record_name(identity: dict[str, Any]) -> str:

@@ -187,17 +187,28 @@ TEST_PENDING = "fit done; val.jsonl not yet evaluated at the selected checkpoint
 
 def first_difference(record: dict[str, Any], rerun: dict[str, Any]) -> str | None:
     """Where a rerun departs from its record beyond the reported numbers: the first epoch whose
-    validation metrics differ, else the selected epoch's or the test's per-example predictions
-    (equal reported scores can hide both); None when everything is equal."""
+    validation metrics differ, or whose trained weights differ (``trainable_sha256``, where both
+    have it), else the selected epoch's or the test's per-example predictions (equal reported
+    scores can hide both); None when everything is equal."""
     history = zip_longest(record.get("history") or [], rerun.get("history") or [])
     for old, new in history:
         if old is None or new is None or old["metrics"] != new["metrics"]:
             return f"epoch {(old or new)['epoch']}'s validation metrics"
+        if None not in (old.get("trainable_sha256"), new.get("trainable_sha256")) and \
+                old["trainable_sha256"] != new["trainable_sha256"]:
+            return f"epoch {old['epoch']}'s trained weights, its metrics equal"
     if (record.get("selected") or {}).get("predictions") != (rerun.get("selected") or {}).get("predictions"):
         return "the selected epoch's predictions"
     if record.get("test_predictions") != rerun.get("test_predictions"):
         return "the test predictions"
     return None
+
+
+def weights_compared(record: dict[str, Any], rerun: dict[str, Any]) -> bool:
+    """Whether ``first_difference`` compared the trained weights at every epoch: records
+    older than ``trainable_sha256`` can only be compared by their metrics and predictions."""
+    pairs = list(zip_longest(record.get("history") or [], rerun.get("history") or [], fillvalue={}))
+    return bool(pairs) and all(old.get("trainable_sha256") and new.get("trainable_sha256") for old, new in pairs)
 
 
 def record_status(record: dict[str, Any]) -> str:

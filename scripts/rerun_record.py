@@ -16,8 +16,8 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
     python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json.gz
 
 Prints one line per record and reported metric: recorded, rerun, difference; then whether it
-reproduced exactly (every epoch's validation metrics and every prediction; else where it first
-departs), whether the record ran on the same CPU arithmetic as this machine
+reproduced exactly (every epoch's validation metrics and every prediction, and the trained weights'
+digest at every epoch where the record has one, ``trainable_sha256``; else where it first departs), whether the record ran on the same CPU arithmetic as this machine
 (``machine.kernels_that_differ``: the bits of each kind of kernel on fixed inputs, and the
 thread count; the kernels that differ are named; unknown for records older than the
 fingerprint, which name their host only by its platform string), and which package versions
@@ -47,6 +47,7 @@ from dp_bench.results import (
     read_record,
     record_rows,
     versions_that_differ,
+    weights_compared,
 )
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,6 +108,7 @@ refused = 0  # records not rerun: no committed command makes them, or their back
 WHERE = {True: "same CPU arithmetic as the record's", False: "other CPU arithmetic than the record's",
          None: "CPU arithmetic unknown (the record predates machine.cpu.fingerprint)", "GPU": "a GPU record: within noise is its test"}
 exact = dict.fromkeys(WHERE, 0)
+weights_exact = 0  # of those, how many with every epoch's trained weights the same bits
 records = drawn(args.records) if args.draw is not None else args.records
 for path in records:
     record = read_record(path)
@@ -155,10 +157,14 @@ for path in records:
         named = f" (recorded on {record.get('machine', {}).get('platform')}, rerun on {rerun['machine']['platform']})"
     moved = versions_that_differ(record.get("versions", {}), rerun["versions"])
     libraries = f"; other package versions: {', '.join(moved)}" if moved else ""
-    print(f"{path.name}: {'reproduced exactly' if same else 'differs'}"
+    bitwise = same and weights_compared(record, rerun)
+    how = (", trained weights bit for bit" if bitwise
+           else " (metrics and predictions; the record predates the weights' digest)" if same else "")
+    print(f"{path.name}: {'reproduced exactly' if same else 'differs'}{how}"
           f"{f' (first in {departs})' if departs else ''}; {WHERE[where]}{named}{libraries}")
     exact[where] += same
+    weights_exact += bitwise
 print(f"{sum(exact.values())} of {len(records)} records reproduced exactly (every epoch's metrics and every prediction; "
-      f"{exact[True]} on the same CPU arithmetic, {exact[False]} other, {exact[None]} unknown, {exact['GPU']} GPU); "
-      f"{failed} reruns failed; {refused} records not rerun")
+      f"{exact[True]} on the same CPU arithmetic, {exact[False]} other, {exact[None]} unknown, {exact['GPU']} GPU; "
+      f"{weights_exact} with the trained weights bit for bit); {failed} reruns failed; {refused} records not rerun")
 raise SystemExit(1 if failed or refused else 0)

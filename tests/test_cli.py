@@ -16,6 +16,7 @@ import torch
 from dp_bench import recording
 from dp_bench.cli import main, run
 from dp_bench.module import PromptTuningModule
+from dp_bench.recording import trainable_digest
 from dp_bench.results import REQUIRED_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,8 +173,22 @@ def test_an_interrupted_fit_resumed_from_last_ckpt_is_the_fit_its_command_descri
         if parameter.requires_grad:
             assert torch.equal(parameter, trained[name]), name
     whole_record, resumed_record = (json.loads((workdir / f"{n}.json").read_text()) for n in ("whole", "parts"))
-    assert resumed_record["history"] == whole_record["history"]
+    assert resumed_record["history"] == whole_record["history"]  # the weights' digests too
+    assert whole_record["history"][-1]["trainable_sha256"] == trainable_digest(whole.model)
+    assert whole_record["history"][0]["trainable_sha256"] != whole_record["history"][1]["trainable_sha256"]
     assert resumed_record["selected"] == whole_record["selected"]  # its chosen positions too
+
+
+def test_the_weights_digest_sees_one_last_bit_of_a_trainable_parameter_and_no_frozen_one():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    module[1].requires_grad_(False)
+    before = trainable_digest(module)
+    with torch.no_grad():
+        module[1].weight.add_(1.0)  # frozen: not in the digest
+        assert trainable_digest(module) == before
+        module[0].weight[0, 0] = torch.nextafter(module[0].weight[0, 0], torch.tensor(2.0))  # one ulp
+    assert trainable_digest(module) != before
 
 
 def test_frozen_backbone_is_unchanged_by_training(workdir):

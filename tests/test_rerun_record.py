@@ -43,7 +43,7 @@ def test_a_cpu_record_rerun_on_its_own_machine_reproduces_exactly_and_says_so(tm
                            "--out", str(tmp_path / "rerun"), str(run.record_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"{run.record_path.name}: rerun with the record's OMP_NUM_THREADS=1" in done.stdout
-    assert f"{run.record_path.name}: reproduced exactly; same CPU arithmetic as the record's" in done.stdout
+    assert f"{run.record_path.name}: reproduced exactly, trained weights bit for bit; same CPU arithmetic as the record's" in done.stdout
     assert "1 of 1 records reproduced exactly" in done.stdout
     assert (tmp_path / "rerun" / run.record_path.name).is_file()
     assert not list((tmp_path / "checkpoints").glob("rerun/*"))  # a rerun's checkpoints are deleted

@@ -231,3 +231,21 @@ def test_versions_that_differ_names_moved_packages_only():
     here = {"transformers": "5.25.0", "torch": "2.13.0+cpu", "datasets": "5.2.0", "numpy": "2.4.6"}
     assert results.versions_that_differ(recorded, here) == ["transformers 5.24.0 -> 5.25.0"]
     assert results.versions_that_differ(recorded, recorded) == []
+
+
+def test_first_difference_names_the_first_epoch_whose_weights_differ_behind_equal_metrics():
+    def record(*digests: str | None) -> dict[str, Any]:
+        history = [{"epoch": e, "step": e, "metrics": {"val/score": 0.5}} for e in range(len(digests))]
+        for entry, digest in zip(history, digests, strict=True):
+            if digest is not None:
+                entry["trainable_sha256"] = digest
+        return {"history": history, "selected": None}
+
+    assert results.first_difference(record("a", "b"), record("a", "b")) is None
+    assert results.weights_compared(record("a", "b"), record("a", "b"))
+    assert results.first_difference(record("a", "b"), record("a", "c")) == "epoch 1's trained weights, its metrics equal"
+    # a record older than the digest: only its metrics and predictions can be compared
+    assert results.first_difference(record(None, None), record("a", "c")) is None
+    assert not results.weights_compared(record(None, None), record("a", "c"))
+    assert not results.weights_compared(record("a", None), record("a", "c"))
+    assert not results.weights_compared(record(), record())  # nothing compared is not "bit for bit"
