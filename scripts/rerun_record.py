@@ -16,8 +16,9 @@ drawn at random, among the finished ones that ran on this kind of machine (and, 
     python scripts/rerun_record.py --out /tmp/audit --draw 12 --seed 1 --max-wall-s 600 results/runs/*/*.json.gz
 
 Prints one line per record and reported metric: recorded, rerun, difference; then whether it
-reproduced exactly (every epoch's validation metrics and every prediction, and the trained weights'
-digest at every epoch where the record has one, ``trainable_sha256``; else where it first departs), whether the record ran on the same CPU arithmetic as this machine
+reproduced exactly (every epoch's validation metrics and every prediction, and the trained
+weights' digest at every epoch where the record has one, ``trainable_sha256``; else where it
+first departs), whether the record ran on the same CPU arithmetic as this machine
 (``machine.kernels_that_differ``: the bits of each kind of kernel on fixed inputs, and the
 thread count; the kernels that differ are named; unknown for records older than the
 fingerprint, which name their host only by its platform string), and which package versions
