@@ -412,16 +412,31 @@ def run_subprocess(command: list[str], stdout: Path, stderr: Path) -> int:
         return subprocess.run(command, stdout=out, stderr=err, check=False).returncode
 
 
-def open_logs(stdout: Path, stderr: Path, ckpt_path: Path | None) -> None:
-    """A run from scratch starts its logs afresh; a resume keeps the epochs before it (they
-    are the only log of them) and appends after a line that says where it picked up."""
+def earlier_try(run: Run) -> str:
+    """What an earlier try of the run left in its record, in words ('' for a run never started):
+    a run from scratch replaces that try's log, so its own log says the try existed."""
+    if not run.record_path.exists():
+        return ""
+    try:
+        record = read_record(run.record_path)
+    except ValueError:
+        return "an earlier try left an unreadable record"
+    return f"an earlier try left a record saying {record_status(record)}, written {record.get('finished_at', 'at an unknown time')}"
+
+
+def open_logs(stdout: Path, stderr: Path, ckpt_path: Path | None, earlier: str = "") -> None:
+    """A run from scratch starts its logs afresh (under a line naming the ``earlier`` try it
+    replaces, if any); a resume keeps the epochs before it (they are the only log of them) and
+    appends after a line that says where it picked up."""
     stdout.parent.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     for log in (stdout, stderr):
         if ckpt_path is None:
-            log.write_text("")
+            log.write_text(f"--- dp-bench grid: started from scratch at {now}; {earlier}; its log is replaced by this one ---\n"
+                           if earlier else "")
         else:
             with log.open("a") as text:
-                text.write(f"\n--- dp-bench grid: resumed from {ckpt_path} at {datetime.now(UTC).isoformat(timespec='seconds')} ---\n")
+                text.write(f"\n--- dp-bench grid: resumed from {ckpt_path} at {now} ---\n")
 
 
 def run_one(run: Run, ckpt_path: Path | None, runner: Runner) -> RunState:
@@ -434,7 +449,7 @@ def run_one(run: Run, ckpt_path: Path | None, runner: Runner) -> RunState:
         shutil.rmtree(checkpoint_dir(run.record_path), ignore_errors=True)
     logs = run.record_path.parent / "logs"
     stdout, stderr = logs / f"{run.stem}.out", logs / f"{run.stem}.err"
-    open_logs(stdout, stderr, ckpt_path)
+    open_logs(stdout, stderr, ckpt_path, earlier_try(run) if ckpt_path is None else "")
     # Marks the run as started: if this process dies mid-run the record says interrupted and
     # the next grid resumes from the run's own checkpoint (see ``plan``); if the fit ends
     # without replacing it (even a resume that crashes at once), the run is failed below.

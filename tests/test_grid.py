@@ -432,8 +432,12 @@ def test_a_resume_keeps_the_log_of_the_epochs_before_it(tmp_path, monkeypatch):
     run.checkpoint.write_bytes(b"ckpt")
     run_grid([run], runner=echo("epoch 1"), out=lambda _: None)  # the grid resumes it
     text = log.read_text()
+    assert text.startswith("epoch 0")  # a first try's log has no header
     assert text.index("epoch 0") < text.index(f"resumed from {run.checkpoint}") < text.index("epoch 1")
-    # A run from scratch (a failed run retried) starts its log afresh.
-    write_json_atomic(run.record_path, make_record(status="failed"))
+    # A run from scratch (a failed run retried) starts its log afresh, saying what it replaces.
+    failed = make_record(status="failed") | {"finished_at": "2026-12-01T10:00:00+00:00"}
+    write_json_atomic(run.record_path, failed)
     run_grid([run], retry_failed=True, runner=echo("again"), out=lambda _: None)
-    assert "epoch 0" not in log.read_text() and "again" in log.read_text()
+    text = log.read_text()
+    assert "epoch 0" not in text and "again" in text
+    assert "record saying failed, written 2026-12-01T10:00:00+00:00" in text.splitlines()[0]
